@@ -1,0 +1,77 @@
+import json
+from dataclasses import dataclass
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from apps.governance.models import GENESIS_HASH, AuditChainHead, AuditEvent
+
+
+def _jsonable(data):
+    if data is None:
+        return None
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    target,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEvent:
+    """Append one AuditEvent to the chain, inside the caller's transaction.
+
+    ``target`` is a model instance. The chain head row is locked so that concurrent writers
+    append one after another; the lock is held until the caller's transaction commits.
+    """
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(
+            pk=1, defaults={"last_hash": GENESIS_HASH}
+        )
+        actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+        event = AuditEvent(
+            occurred_at=timezone.now(),
+            actor=actor_obj,
+            actor_label=(actor_obj.email if actor_obj else str(actor or "system"))[:255],
+            action=action,
+            target_type=target._meta.label_lower,
+            target_id=str(target.pk),
+            target_repr=str(target)[:255],
+            before=_jsonable(before),
+            after=_jsonable(after),
+            prev_hash=head.last_hash,
+        )
+        event.hash = event.compute_hash()
+        event.save(force_insert=True)
+        AuditChainHead.objects.filter(pk=head.pk).update(
+            last_hash=event.hash, last_event_id=event.pk
+        )
+    return event
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    checked: int
+    broken_event_id: int | None = None
+    reason: str = ""
+
+
+def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
+    """Walk the chain by id; report the first row whose hash or link does not hold."""
+    expected_prev = GENESIS_HASH
+    checked = 0
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size):
+        if event.prev_hash != expected_prev:
+            return ChainReport(False, checked, event.pk, "previous-hash link broken")
+        if event.compute_hash() != event.hash:
+            return ChainReport(False, checked, event.pk, "content does not match its hash")
+        expected_prev = event.hash
+        checked += 1
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head and checked and head.last_hash != expected_prev:
+        return ChainReport(False, checked, head.last_event_id, "chain is missing its last rows")
+    return ChainReport(True, checked)

@@ -1,0 +1,119 @@
+"""Read queries for onboarding. Each list has a fixed number of queries whatever its length."""
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from apps.organizations.models import (
+    Invitation,
+    Membership,
+    MembershipApplication,
+    Organization,
+    OrgRole,
+    ParticipationTerms,
+)
+
+
+def directory_list(*, q: str = "", kind: str = "", provider: str = "") -> QuerySet[Organization]:
+    """Members that chose to be listed and are in good standing, with what they made public."""
+    qs = (
+        Organization.objects.filter(is_listed=True, membership__status=Membership.Status.ACTIVE)
+        .select_related("membership", "home_provider")
+        .order_by("name_en", "pk")
+    )
+    if q:
+        qs = qs.filter(Q(name_ja__icontains=q) | Q(name_en__icontains=q) | Q(description_ja__icontains=q)
+                       | Q(description_en__icontains=q))
+    if kind:
+        qs = qs.filter(kind=kind)
+    if provider:
+        qs = qs.filter(home_provider__slug=provider)
+    return qs
+
+
+def organization_get_by_slug(*, slug: str) -> Organization | None:
+    return (
+        Organization.objects.select_related("membership", "home_provider")
+        .filter(slug=slug)
+        .first()
+    )
+
+
+def organization_people(*, organization: Organization) -> list[dict]:
+    """People of an organization, one entry per person with all their roles."""
+    people: dict[int, dict] = {}
+    for role in (
+        OrgRole.objects.filter(organization=organization).select_related("user").order_by("user__email", "role")
+    ):
+        entry = people.setdefault(role.user_id, {"user": role.user, "roles": []})
+        entry["roles"].append(role)
+    return list(people.values())
+
+
+def invitation_list_for_org(*, organization: Organization) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(organization=organization).select_related("invited_by", "accepted_by")
+
+
+def invitation_pending_for_user(*, user) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(
+        email__iexact=user.email, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).select_related("organization")
+
+
+def organization_list_for_user(*, user) -> QuerySet[Organization]:
+    """The user's organizations with their membership, home provider, people count and the
+    user's own roles (prefetched into ``my_roles``)."""
+    return (
+        Organization.objects.filter(roles__user=user)
+        .distinct()
+        .select_related("membership", "home_provider")
+        .annotate(people_count=Count("roles__user", distinct=True))
+        .prefetch_related(Prefetch("roles", queryset=OrgRole.objects.filter(user=user), to_attr="my_roles"))
+        .order_by("name_en")
+    )
+
+
+def application_list_for_user(*, user) -> QuerySet[MembershipApplication]:
+    return (
+        MembershipApplication.objects.filter(applicant=user)
+        .select_related("home_provider", "organization")
+        .order_by("-created_at")
+    )
+
+
+def application_review_queue(*, status: str = "", kind: str = "", q: str = "") -> QuerySet[MembershipApplication]:
+    """Applications for the secretariat; by default what needs attention, oldest first."""
+    qs = MembershipApplication.objects.exclude(status=MembershipApplication.Status.DRAFT).select_related(
+        "applicant", "home_provider", "reviewer", "accepted_terms"
+    )
+    if status:
+        qs = qs.filter(status=status)
+    else:
+        qs = qs.filter(status__in=[MembershipApplication.Status.SUBMITTED, MembershipApplication.Status.UNDER_REVIEW])
+    if kind:
+        qs = qs.filter(kind=kind)
+    if q:
+        qs = qs.filter(
+            Q(name_ja__icontains=q) | Q(name_en__icontains=q) | Q(corporate_number__icontains=q)
+            | Q(contact_email__icontains=q) | Q(applicant__email__icontains=q)
+        )
+    return qs.order_by("submitted_at", "pk")
+
+
+def application_status_counts() -> dict[str, int]:
+    rows = MembershipApplication.objects.values("status").annotate(n=Count("pk")).order_by()
+    return {row["status"]: row["n"] for row in rows}
+
+
+def application_get(*, application_id: int) -> MembershipApplication | None:
+    return (
+        MembershipApplication.objects.select_related(
+            "applicant", "home_provider", "reviewer", "accepted_terms", "organization"
+        )
+        .prefetch_related("transitions__actor")
+        .filter(pk=application_id)
+        .first()
+    )
+
+
+def terms_list_published() -> QuerySet[ParticipationTerms]:
+    return ParticipationTerms.objects.filter(is_published=True).order_by("-effective_from", "-id")

@@ -1,0 +1,14 @@
+"""Celery application. Tasks live in each app's ``tasks.py`` and are discovered here.
+
+Configured entirely from Django settings (``CELERY_*``), so later apps only add tasks.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

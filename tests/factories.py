@@ -1,0 +1,122 @@
+import datetime
+
+import factory
+from allauth.account.models import EmailAddress
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.core.validators import corporate_number_check_digit
+from apps.organizations.models import (
+    Membership,
+    MembershipApplication,
+    Organization,
+    OrgRole,
+    ParticipationTerms,
+)
+from apps.providers.models import Provider
+
+PASSWORD = "correct-horse-battery-9"
+
+
+def valid_corporate_number(n: int) -> str:
+    base = f"{n:012d}"
+    return f"{corporate_number_check_digit(base)}{base}"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.jp")
+    full_name = factory.Sequence(lambda n: f"利用者 {n}")
+    language = "ja"
+
+    @factory.post_generation
+    def password(obj, create, extracted, **kwargs):
+        obj.set_password(extracted or PASSWORD)
+        if create:
+            obj.save(update_fields=["password"])
+
+    @factory.post_generation
+    def verified(obj, create, extracted, **kwargs):
+        if create and extracted is not False:
+            EmailAddress.objects.create(user=obj, email=obj.email, verified=True, primary=True)
+
+
+class StaffFactory(UserFactory):
+    is_staff = True
+    email = factory.Sequence(lambda n: f"staff{n}@gpu-alliance.example")
+
+
+class ProviderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Provider
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"provider-{n}")
+    name_ja = factory.Sequence(lambda n: f"プロバイダ{n}")
+    name_en = factory.Sequence(lambda n: f"Provider {n}")
+
+
+class TermsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ParticipationTerms
+
+    version = factory.Sequence(lambda n: f"1.{n}")
+    title_ja = "参加条件"
+    title_en = "Participation conditions"
+    body_ja = "第1条 目的"
+    body_en = "Article 1 Purpose"
+    effective_from = factory.LazyFunction(lambda: timezone.localdate() - datetime.timedelta(days=1))
+    is_published = True
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+        skip_postgeneration_save = True
+
+    slug = factory.Sequence(lambda n: f"org-{n}")
+    name_ja = factory.Sequence(lambda n: f"株式会社テスト{n}")
+    name_en = factory.Sequence(lambda n: f"Test {n} Inc.")
+    kind = "enterprise"
+    corporate_number = factory.Sequence(lambda n: valid_corporate_number(100000 + n))
+    address = "東京都千代田区千代田1-1"
+    website = factory.Sequence(lambda n: f"https://org{n}.example.jp/")
+    home_provider = factory.SubFactory(ProviderFactory, slug="kddi", name_ja="KDDI", name_en="KDDI")
+    is_listed = True
+
+    @factory.post_generation
+    def membership(obj, create, extracted, **kwargs):
+        if create and extracted is not False:
+            Membership.objects.create(
+                organization=obj, tier=kwargs.get("tier", "regular"),
+                status=kwargs.get("status", "active"), started_on=datetime.date(2026, 4, 1),
+            )
+
+
+class OrgRoleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OrgRole
+
+    organization = factory.SubFactory(OrganizationFactory)
+    user = factory.SubFactory(UserFactory)
+    role = "member"
+
+
+class ApplicationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MembershipApplication
+
+    applicant = factory.SubFactory(UserFactory)
+    status = "draft"
+    name_ja = factory.Sequence(lambda n: f"申請株式会社{n}")
+    name_en = factory.Sequence(lambda n: f"Applicant {n} KK")
+    kind = "enterprise"
+    corporate_number = factory.Sequence(lambda n: valid_corporate_number(500000 + n))
+    address = "大阪府大阪市北区1-1"
+    home_provider = factory.SubFactory(ProviderFactory, slug="sakura", name_ja="さくら", name_en="Sakura")
+    contact_name = "申請 太郎"
+    contact_email = factory.LazyAttribute(lambda o: o.applicant.email)
+    intended_use = "LLM の学習"
