@@ -50,3 +50,10 @@ def staff_client(client, staff):
 def _fast_password_hasher(settings):
     # PBKDF2's deliberate slowness costs ~0.3 s per user; tests need no such protection.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    # whitenoise warns when STATIC_ROOT is missing; the tests serve static files from finders.
+    settings.STATIC_ROOT.mkdir(exist_ok=True)

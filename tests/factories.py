@@ -91,8 +91,10 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
     def membership(obj, create, extracted, **kwargs):
         if create and extracted is not False:
             Membership.objects.create(
-                organization=obj, tier=kwargs.get("tier", "regular"),
-                status=kwargs.get("status", "active"), started_on=datetime.date(2026, 4, 1),
+                organization=obj,
+                tier=kwargs.get("tier", "regular"),
+                status=kwargs.get("status", "active"),
+                started_on=datetime.date(2026, 4, 1),
             )
 
 

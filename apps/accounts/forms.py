@@ -7,9 +7,7 @@ class SignupExtraForm(forms.Form):
     """Extra fields on allauth's sign-up form."""
 
     full_name = forms.CharField(label=_("Full name"), max_length=150)
-    language = forms.ChoiceField(
-        label=_("Preferred language"), choices=settings.LANGUAGES, initial="ja"
-    )
+    language = forms.ChoiceField(label=_("Preferred language"), choices=settings.LANGUAGES, initial="ja")
 
     def signup(self, request, user):
         user.full_name = self.cleaned_data["full_name"]

@@ -25,9 +25,7 @@ def normalize_corporate_number(value: str) -> str:
 def validate_corporate_number(value: str) -> None:
     number = normalize_corporate_number(value)
     if len(number) != 13 or not number.isdigit():
-        raise ValidationError(
-            _("A corporate number has exactly 13 digits."), code="corporate_number_length"
-        )
+        raise ValidationError(_("A corporate number has exactly 13 digits."), code="corporate_number_length")
     if int(number[0]) != corporate_number_check_digit(number[1:]):
         raise ValidationError(
             _("This corporate number's check digit is wrong; please check for a typo."),

@@ -7,10 +7,14 @@ from apps.providers.models import Provider
 
 
 def home(request):
-    return render(request, "core/home.html", {
-        "providers": Provider.objects.filter(is_active=True).order_by("name_en"),
-        "terms": terms_current(),
-    })
+    return render(
+        request,
+        "core/home.html",
+        {
+            "providers": Provider.objects.filter(is_active=True).order_by("name_en"),
+            "terms": terms_current(),
+        },
+    )
 
 
 def healthz(request):

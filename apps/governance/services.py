@@ -46,9 +46,7 @@ def audit_record(
         )
         event.hash = event.compute_hash()
         event.save(force_insert=True)
-        AuditChainHead.objects.filter(pk=head.pk).update(
-            last_hash=event.hash, last_event_id=event.pk
-        )
+        AuditChainHead.objects.filter(pk=head.pk).update(last_hash=event.hash, last_event_id=event.pk)
     return event
 
 

@@ -47,7 +47,15 @@ class OrgRoleInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ("name_ja", "name_en", "kind", "corporate_number", "home_provider", "is_listed", "created_at")
+    list_display = (
+        "name_ja",
+        "name_en",
+        "kind",
+        "corporate_number",
+        "home_provider",
+        "is_listed",
+        "created_at",
+    )
     list_filter = ("kind", "home_provider", "is_listed", "membership__status", "membership__tier")
     search_fields = ("name_ja", "name_en", "corporate_number", "slug")
     list_select_related = ("home_provider",)
@@ -56,9 +64,15 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Hide selected organizations from the directory"))
     def unlist(self, request, queryset):
-        _run_each(self, request, queryset,
-                  lambda org: services.organization_update_profile(organization_id=org.pk, actor=request.user, data={"is_listed": False}),
-                  _("%(count)d organizations hidden."))
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda org: services.organization_update_profile(
+                organization_id=org.pk, actor=request.user, data={"is_listed": False}
+            ),
+            _("%(count)d organizations hidden."),
+        )
 
 
 @admin.register(Membership)
@@ -71,10 +85,18 @@ class MembershipAdmin(admin.ModelAdmin):
     actions = ["suspend", "reactivate", "lapse"]
 
     def _set(self, request, queryset, status, label):
-        _run_each(self, request, queryset,
-                  lambda m: services.membership_set_status(membership_id=m.pk, actor=request.user, status=status,
-                                                           reason=str(_("Set from the admin site"))),
-                  label)
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda m: services.membership_set_status(
+                membership_id=m.pk,
+                actor=request.user,
+                status=status,
+                reason=str(_("Set from the admin site")),
+            ),
+            label,
+        )
 
     @admin.action(description=_("Suspend selected memberships"))
     def suspend(self, request, queryset):
@@ -115,22 +137,38 @@ class MembershipApplicationAdmin(admin.ModelAdmin):
     search_fields = ("name_ja", "name_en", "corporate_number", "contact_email", "applicant__email")
     list_select_related = ("applicant", "reviewer")
     date_hierarchy = "submitted_at"
-    readonly_fields = ("status", "submitted_at", "decided_at", "reviewer", "decision_reason", "organization",
-                       "accepted_terms", "terms_accepted_at")
+    readonly_fields = (
+        "status",
+        "submitted_at",
+        "decided_at",
+        "reviewer",
+        "decision_reason",
+        "organization",
+        "accepted_terms",
+        "terms_accepted_at",
+    )
     inlines = [TransitionInline]
     actions = ["start_review", "approve"]
 
     @admin.action(description=_("Start review of selected applications"))
     def start_review(self, request, queryset):
-        _run_each(self, request, queryset,
-                  lambda a: services.application_start_review(application_id=a.pk, reviewer=request.user),
-                  _("%(count)d applications taken into review."))
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda a: services.application_start_review(application_id=a.pk, reviewer=request.user),
+            _("%(count)d applications taken into review."),
+        )
 
     @admin.action(description=_("Approve selected applications"))
     def approve(self, request, queryset):
-        _run_each(self, request, queryset,
-                  lambda a: services.application_approve(application_id=a.pk, reviewer=request.user),
-                  _("%(count)d applications approved."))
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda a: services.application_approve(application_id=a.pk, reviewer=request.user),
+            _("%(count)d applications approved."),
+        )
 
 
 @admin.register(Invitation)
@@ -144,9 +182,13 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Revoke selected invitations"))
     def revoke(self, request, queryset):
-        _run_each(self, request, queryset,
-                  lambda i: services.invitation_revoke(invitation_id=i.pk, actor=request.user),
-                  _("%(count)d invitations revoked."))
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda i: services.invitation_revoke(invitation_id=i.pk, actor=request.user),
+            _("%(count)d invitations revoked."),
+        )
 
 
 @admin.register(ApplicationTransition)
@@ -158,5 +200,3 @@ class ApplicationTransitionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-

@@ -21,8 +21,12 @@ def directory_list(*, q: str = "", kind: str = "", provider: str = "") -> QueryS
         .order_by("name_en", "pk")
     )
     if q:
-        qs = qs.filter(Q(name_ja__icontains=q) | Q(name_en__icontains=q) | Q(description_ja__icontains=q)
-                       | Q(description_en__icontains=q))
+        qs = qs.filter(
+            Q(name_ja__icontains=q)
+            | Q(name_en__icontains=q)
+            | Q(description_ja__icontains=q)
+            | Q(description_en__icontains=q)
+        )
     if kind:
         qs = qs.filter(kind=kind)
     if provider:
@@ -31,18 +35,16 @@ def directory_list(*, q: str = "", kind: str = "", provider: str = "") -> QueryS
 
 
 def organization_get_by_slug(*, slug: str) -> Organization | None:
-    return (
-        Organization.objects.select_related("membership", "home_provider")
-        .filter(slug=slug)
-        .first()
-    )
+    return Organization.objects.select_related("membership", "home_provider").filter(slug=slug).first()
 
 
 def organization_people(*, organization: Organization) -> list[dict]:
     """People of an organization, one entry per person with all their roles."""
     people: dict[int, dict] = {}
     for role in (
-        OrgRole.objects.filter(organization=organization).select_related("user").order_by("user__email", "role")
+        OrgRole.objects.filter(organization=organization)
+        .select_related("user")
+        .order_by("user__email", "role")
     ):
         entry = people.setdefault(role.user_id, {"user": role.user, "roles": []})
         entry["roles"].append(role)
@@ -55,7 +57,10 @@ def invitation_list_for_org(*, organization: Organization) -> QuerySet[Invitatio
 
 def invitation_pending_for_user(*, user) -> QuerySet[Invitation]:
     return Invitation.objects.filter(
-        email__iexact=user.email, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        email__iexact=user.email,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
     ).select_related("organization")
 
 
@@ -80,7 +85,9 @@ def application_list_for_user(*, user) -> QuerySet[MembershipApplication]:
     )
 
 
-def application_review_queue(*, status: str = "", kind: str = "", q: str = "") -> QuerySet[MembershipApplication]:
+def application_review_queue(
+    *, status: str = "", kind: str = "", q: str = ""
+) -> QuerySet[MembershipApplication]:
     """Applications for the secretariat; by default what needs attention, oldest first."""
     qs = MembershipApplication.objects.exclude(status=MembershipApplication.Status.DRAFT).select_related(
         "applicant", "home_provider", "reviewer", "accepted_terms"
@@ -88,13 +95,18 @@ def application_review_queue(*, status: str = "", kind: str = "", q: str = "") -
     if status:
         qs = qs.filter(status=status)
     else:
-        qs = qs.filter(status__in=[MembershipApplication.Status.SUBMITTED, MembershipApplication.Status.UNDER_REVIEW])
+        qs = qs.filter(
+            status__in=[MembershipApplication.Status.SUBMITTED, MembershipApplication.Status.UNDER_REVIEW]
+        )
     if kind:
         qs = qs.filter(kind=kind)
     if q:
         qs = qs.filter(
-            Q(name_ja__icontains=q) | Q(name_en__icontains=q) | Q(corporate_number__icontains=q)
-            | Q(contact_email__icontains=q) | Q(applicant__email__icontains=q)
+            Q(name_ja__icontains=q)
+            | Q(name_en__icontains=q)
+            | Q(corporate_number__icontains=q)
+            | Q(contact_email__icontains=q)
+            | Q(applicant__email__icontains=q)
         )
     return qs.order_by("submitted_at", "pk")
 

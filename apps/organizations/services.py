@@ -98,10 +98,14 @@ def _clean_application_data(data: dict) -> dict:
 
 @transaction.atomic
 def application_create(*, applicant, data: dict) -> MembershipApplication:
-    application = MembershipApplication(applicant=applicant, status=Status.DRAFT, **_clean_application_data(data))
+    application = MembershipApplication(
+        applicant=applicant, status=Status.DRAFT, **_clean_application_data(data)
+    )
     application.save()
     ApplicationTransition.objects.create(application=application, to_status=Status.DRAFT, actor=applicant)
-    audit_record(actor=applicant, action="application.created", target=application, after=_snapshot(application))
+    audit_record(
+        actor=applicant, action="application.created", target=application, after=_snapshot(application)
+    )
     return application
 
 
@@ -120,7 +124,13 @@ def application_update(*, application_id: int, actor, data: dict) -> MembershipA
     for field, value in _clean_application_data(data).items():
         setattr(application, field, value)
     application.save()
-    audit_record(actor=actor, action="application.updated", target=application, before=before, after=_snapshot(application))
+    audit_record(
+        actor=actor,
+        action="application.updated",
+        target=application,
+        before=before,
+        after=_snapshot(application),
+    )
     return application
 
 
@@ -130,8 +140,11 @@ def _check_not_duplicate(application: MembershipApplication) -> None:
         return
     if Organization.objects.filter(corporate_number=number).exists():
         raise ApplicationError(
-            _("An organization with corporate number %(number)s is already a member of the alliance. "
-              "Ask its administrators to invite you instead.") % {"number": number},
+            _(
+                "An organization with corporate number %(number)s is already a member of the alliance. "
+                "Ask its administrators to invite you instead."
+            )
+            % {"number": number},
             code="duplicate_corporate_number",
         )
     if (
@@ -195,9 +208,13 @@ def application_start_review(*, application_id: int, reviewer) -> MembershipAppl
     _require_staff(reviewer)
     application = _lock_application(application_id)
     if application.status != Status.SUBMITTED:
-        raise ApplicationError(_("Only submitted applications can be taken into review."), code="bad_transition")
+        raise ApplicationError(
+            _("Only submitted applications can be taken into review."), code="bad_transition"
+        )
     application.reviewer = reviewer
-    _transition(application, to_status=Status.UNDER_REVIEW, actor=reviewer, action="application.review_started")
+    _transition(
+        application, to_status=Status.UNDER_REVIEW, actor=reviewer, action="application.review_started"
+    )
     return application
 
 
@@ -219,9 +236,10 @@ def application_approve(
     application = _lock_application(application_id)
     if application.status != Status.UNDER_REVIEW:
         raise ApplicationError(_("Only applications under review can be approved."), code="bad_transition")
-    if application.corporate_number and Organization.objects.filter(
-        corporate_number=application.corporate_number
-    ).exists():
+    if (
+        application.corporate_number
+        and Organization.objects.filter(corporate_number=application.corporate_number).exists()
+    ):
         raise ApplicationError(
             _("An organization with corporate number %(number)s is already a member of the alliance.")
             % {"number": application.corporate_number},
@@ -244,13 +262,20 @@ def application_approve(
         status=Membership.Status.ACTIVE,
         started_on=timezone.localdate(),
     )
-    OrgRole.objects.create(organization=organization, user_id=application.applicant_id, role=OrgRole.Role.OWNER)
+    OrgRole.objects.create(
+        organization=organization, user_id=application.applicant_id, role=OrgRole.Role.OWNER
+    )
     audit_record(
         actor=reviewer,
         action="organization.created",
         target=organization,
-        after={"slug": organization.slug, "name_ja": organization.name_ja, "kind": organization.kind,
-               "corporate_number": organization.corporate_number, "application": application.pk},
+        after={
+            "slug": organization.slug,
+            "name_ja": organization.name_ja,
+            "kind": organization.kind,
+            "corporate_number": organization.corporate_number,
+            "application": application.pk,
+        },
     )
     audit_record(
         actor=reviewer,
@@ -268,7 +293,9 @@ def application_approve(
     application.decided_at = timezone.now()
     application.reviewer = reviewer
     application.decision_reason = reason
-    _transition(application, to_status=Status.APPROVED, actor=reviewer, reason=reason, action="application.approved")
+    _transition(
+        application, to_status=Status.APPROVED, actor=reviewer, reason=reason, action="application.approved"
+    )
     return organization
 
 
@@ -278,9 +305,7 @@ def _decide_with_reason(*, application_id, reviewer, reason, to_status, action) 
         raise ApplicationError(_("Please give a reason; the applicant will read it."), code="reason_required")
     application = _lock_application(application_id)
     if application.status != Status.UNDER_REVIEW:
-        raise ApplicationError(
-            _("Only applications under review can be decided on."), code="bad_transition"
-        )
+        raise ApplicationError(_("Only applications under review can be decided on."), code="bad_transition")
     application.decision_reason = reason.strip()
     application.reviewer = reviewer
     if to_status == Status.REJECTED:
@@ -292,16 +317,22 @@ def _decide_with_reason(*, application_id, reviewer, reason, to_status, action) 
 @transaction.atomic
 def application_request_changes(*, application_id: int, reviewer, reason: str) -> MembershipApplication:
     return _decide_with_reason(
-        application_id=application_id, reviewer=reviewer, reason=reason,
-        to_status=Status.CHANGES_REQUESTED, action="application.changes_requested",
+        application_id=application_id,
+        reviewer=reviewer,
+        reason=reason,
+        to_status=Status.CHANGES_REQUESTED,
+        action="application.changes_requested",
     )
 
 
 @transaction.atomic
 def application_reject(*, application_id: int, reviewer, reason: str) -> MembershipApplication:
     return _decide_with_reason(
-        application_id=application_id, reviewer=reviewer, reason=reason,
-        to_status=Status.REJECTED, action="application.rejected",
+        application_id=application_id,
+        reviewer=reviewer,
+        reason=reason,
+        to_status=Status.REJECTED,
+        action="application.rejected",
     )
 
 
@@ -313,15 +344,25 @@ def application_withdraw(*, application_id: int, actor, reason: str = "") -> Mem
     if not application.is_withdrawable:
         raise ApplicationError(_("A decided application cannot be withdrawn."), code="bad_transition")
     application.decided_at = timezone.now()
-    _transition(application, to_status=Status.WITHDRAWN, actor=actor, reason=reason, action="application.withdrawn")
+    _transition(
+        application, to_status=Status.WITHDRAWN, actor=actor, reason=reason, action="application.withdrawn"
+    )
     return application
 
 
 # --- Organizations and people ----------------------------------------------------------------
 
 ORG_PROFILE_FIELDS = (
-    "name_ja", "name_en", "postal_code", "address", "website",
-    "is_listed", "show_website", "show_address", "description_ja", "description_en",
+    "name_ja",
+    "name_en",
+    "postal_code",
+    "address",
+    "website",
+    "is_listed",
+    "show_website",
+    "show_address",
+    "description_ja",
+    "description_en",
 )
 
 
@@ -335,14 +376,21 @@ def _is_manager(user, organization) -> bool:
 def organization_update_profile(*, organization_id: int, actor, data: dict) -> Organization:
     organization = Organization.objects.select_for_update().get(pk=organization_id)
     if not (_is_manager(actor, organization) or actor.is_staff):
-        raise ApplicationError(_("Only the organization's administrators can change its profile."), code="forbidden")
+        raise ApplicationError(
+            _("Only the organization's administrators can change its profile."), code="forbidden"
+        )
     before = model_to_dict(organization, fields=ORG_PROFILE_FIELDS)
     for field in ORG_PROFILE_FIELDS:
         if field in data:
             setattr(organization, field, data[field])
     organization.save()
-    audit_record(actor=actor, action="organization.updated", target=organization, before=before,
-                 after=model_to_dict(organization, fields=ORG_PROFILE_FIELDS))
+    audit_record(
+        actor=actor,
+        action="organization.updated",
+        target=organization,
+        before=before,
+        after=model_to_dict(organization, fields=ORG_PROFILE_FIELDS),
+    )
     return organization
 
 
@@ -353,7 +401,9 @@ def membership_set_status(*, membership_id: int, actor, status: str, reason: str
     if status not in Membership.Status.values:
         raise ApplicationError(_("Unknown membership status."), code="invalid")
     if status != Membership.Status.ACTIVE and not reason.strip():
-        raise ApplicationError(_("Please give a reason for suspending or lapsing a membership."), code="reason_required")
+        raise ApplicationError(
+            _("Please give a reason for suspending or lapsing a membership."), code="reason_required"
+        )
     if membership.status == status:
         return membership
     before = {"status": membership.status, "ends_on": membership.ends_on}
@@ -364,8 +414,13 @@ def membership_set_status(*, membership_id: int, actor, status: str, reason: str
     if status == Membership.Status.ACTIVE:
         membership.ends_on = None
     membership.save()
-    audit_record(actor=actor, action=f"membership.{status}", target=membership, before=before,
-                 after={"status": status, "ends_on": membership.ends_on, "reason": reason})
+    audit_record(
+        actor=actor,
+        action=f"membership.{status}",
+        target=membership,
+        before=before,
+        after={"status": status, "ends_on": membership.ends_on, "reason": reason},
+    )
     return membership
 
 
@@ -374,39 +429,60 @@ def org_role_remove(*, role_id: int, actor) -> None:
     role = OrgRole.objects.select_for_update().select_related("organization").get(pk=role_id)
     organization = role.organization
     if not (_is_manager(actor, organization) or actor.is_staff):
-        raise ApplicationError(_("Only the organization's administrators can remove people."), code="forbidden")
+        raise ApplicationError(
+            _("Only the organization's administrators can remove people."), code="forbidden"
+        )
     if role.role == OrgRole.Role.OWNER:
-        owners = OrgRole.objects.select_for_update().filter(organization=organization, role=OrgRole.Role.OWNER)
+        owners = OrgRole.objects.select_for_update().filter(
+            organization=organization, role=OrgRole.Role.OWNER
+        )
         if owners.count() <= 1:
             raise ApplicationError(_("An organization must keep at least one owner."), code="last_owner")
-        if not (actor.is_staff or OrgRole.objects.filter(organization=organization, user=actor, role=OrgRole.Role.OWNER).exists()):
+        if not (
+            actor.is_staff
+            or OrgRole.objects.filter(organization=organization, user=actor, role=OrgRole.Role.OWNER).exists()
+        ):
             raise ApplicationError(_("Only an owner can remove another owner."), code="forbidden")
-    audit_record(actor=actor, action="org_role.revoked", target=organization,
-                 before={"user": role.user_id, "role": role.role})
+    audit_record(
+        actor=actor,
+        action="org_role.revoked",
+        target=organization,
+        before={"user": role.user_id, "role": role.role},
+    )
     role.delete()
 
 
 # --- Invitations -----------------------------------------------------------------------------
+
 
 @transaction.atomic
 def invitation_create(*, organization_id: int, inviter, email: str, role: str) -> tuple[Invitation, str]:
     """Invite someone by e-mail; returns the invitation and the raw token (sent, never stored)."""
     organization = Organization.objects.select_for_update().get(pk=organization_id)
     if not _is_manager(inviter, organization):
-        raise ApplicationError(_("Only the organization's owners and administrators can invite people."), code="forbidden")
+        raise ApplicationError(
+            _("Only the organization's owners and administrators can invite people."), code="forbidden"
+        )
     if role not in OrgRole.Role.values:
         raise ApplicationError(_("Unknown role."), code="invalid")
     if role == OrgRole.Role.OWNER:
         raise ApplicationError(_("Ownership cannot be given by invitation."), code="invalid")
     email = email.strip().lower()
     if OrgRole.objects.filter(organization=organization, user__email__iexact=email, role=role).exists():
-        raise ApplicationError(_("%(email)s already has this role in the organization.") % {"email": email}, code="duplicate")
+        raise ApplicationError(
+            _("%(email)s already has this role in the organization.") % {"email": email}, code="duplicate"
+        )
     now = timezone.now()
     if Invitation.objects.filter(
-        organization=organization, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+        organization=organization,
+        email__iexact=email,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=now,
     ).exists():
         raise ApplicationError(
-            _("%(email)s already has a pending invitation. Revoke it first to send a new one.") % {"email": email},
+            _("%(email)s already has a pending invitation. Revoke it first to send a new one.")
+            % {"email": email},
             code="duplicate",
         )
     token = secrets.token_urlsafe(32)
@@ -418,9 +494,17 @@ def invitation_create(*, organization_id: int, inviter, email: str, role: str) -
         invited_by=inviter,
         expires_at=now + timedelta(days=settings.INVITATION_TTL_DAYS),
     )
-    audit_record(actor=inviter, action="invitation.created", target=invitation,
-                 after={"organization": organization.pk, "email": email, "role": role,
-                        "expires_at": invitation.expires_at})
+    audit_record(
+        actor=inviter,
+        action="invitation.created",
+        target=invitation,
+        after={
+            "organization": organization.pk,
+            "email": email,
+            "role": role,
+            "expires_at": invitation.expires_at,
+        },
+    )
     transaction.on_commit(partial(invitation_send_task.delay, invitation.pk, token))
     return invitation, token
 
@@ -429,12 +513,19 @@ def invitation_create(*, organization_id: int, inviter, email: str, role: str) -
 def invitation_revoke(*, invitation_id: int, actor) -> Invitation:
     invitation = Invitation.objects.select_for_update().get(pk=invitation_id)
     if not (_is_manager(actor, invitation.organization) or actor.is_staff):
-        raise ApplicationError(_("Only the organization's administrators can revoke invitations."), code="forbidden")
+        raise ApplicationError(
+            _("Only the organization's administrators can revoke invitations."), code="forbidden"
+        )
     if invitation.state != "pending":
         raise ApplicationError(_("Only a pending invitation can be revoked."), code="bad_transition")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at", "updated_at"])
-    audit_record(actor=actor, action="invitation.revoked", target=invitation, after={"revoked_at": invitation.revoked_at})
+    audit_record(
+        actor=actor,
+        action="invitation.revoked",
+        target=invitation,
+        after={"revoked_at": invitation.revoked_at},
+    )
     return invitation
 
 
@@ -473,8 +564,16 @@ def invitation_accept(*, token: str, user) -> OrgRole:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by", "updated_at"])
-    audit_record(actor=user, action="invitation.accepted", target=invitation,
-                 after={"user": user.pk, "role": invitation.role})
-    audit_record(actor=user, action="org_role.granted", target=invitation.organization,
-                 after={"user": user.pk, "role": invitation.role, "invitation": invitation.pk})
+    audit_record(
+        actor=user,
+        action="invitation.accepted",
+        target=invitation,
+        after={"user": user.pk, "role": invitation.role},
+    )
+    audit_record(
+        actor=user,
+        action="org_role.granted",
+        target=invitation.organization,
+        after={"user": user.pk, "role": invitation.role, "invitation": invitation.pk},
+    )
     return role

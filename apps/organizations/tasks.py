@@ -12,7 +12,9 @@ def application_notify_task(application_id: int, status: str) -> None:
     from apps.organizations.models import MembershipApplication
 
     application = (
-        MembershipApplication.objects.select_related("applicant", "organization").filter(pk=application_id).first()
+        MembershipApplication.objects.select_related("applicant", "organization")
+        .filter(pk=application_id)
+        .first()
     )
     if application is None:
         return
@@ -31,7 +33,10 @@ def application_notify_task(application_id: int, status: str) -> None:
         send_templated_mail(
             to=[settings.SECRETARIAT_EMAIL],
             template="organizations/emails/application_to_review",
-            context={**context, "url": settings.SITE_URL + reverse("organizations:review-detail", args=[application.pk])},
+            context={
+                **context,
+                "url": settings.SITE_URL + reverse("organizations:review-detail", args=[application.pk]),
+            },
             language=settings.LANGUAGE_CODE,
         )
 
@@ -41,7 +46,9 @@ def invitation_send_task(invitation_id: int, token: str) -> None:
     from apps.accounts.models import User
     from apps.organizations.models import Invitation
 
-    invitation = Invitation.objects.select_related("organization", "invited_by").filter(pk=invitation_id).first()
+    invitation = (
+        Invitation.objects.select_related("organization", "invited_by").filter(pk=invitation_id).first()
+    )
     if invitation is None or invitation.state != "pending":
         return
     existing = User.objects.filter(email__iexact=invitation.email).only("language").first()

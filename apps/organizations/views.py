@@ -40,20 +40,32 @@ def staff_required(view):
 
 # --- Public pages ----------------------------------------------------------------------------
 
+
 def terms_current(request):
     terms = services.terms_current()
-    return render(request, "organizations/terms.html", {
-        "terms": terms, "versions": selectors.terms_list_published(), "is_current": True,
-    })
+    return render(
+        request,
+        "organizations/terms.html",
+        {
+            "terms": terms,
+            "versions": selectors.terms_list_published(),
+            "is_current": True,
+        },
+    )
 
 
 def terms_version(request, version: str):
     terms = get_object_or_404(ParticipationTerms, version=version, is_published=True)
     current = services.terms_current()
-    return render(request, "organizations/terms.html", {
-        "terms": terms, "versions": selectors.terms_list_published(),
-        "is_current": current is not None and current.pk == terms.pk,
-    })
+    return render(
+        request,
+        "organizations/terms.html",
+        {
+            "terms": terms,
+            "versions": selectors.terms_list_published(),
+            "is_current": current is not None and current.pk == terms.pk,
+        },
+    )
 
 
 def directory(request):
@@ -63,9 +75,16 @@ def directory(request):
         q=filters.get("q", ""), kind=filters.get("kind", ""), provider=filters.get("provider", "")
     )
     page = Paginator(organizations, settings.DIRECTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render_page_or_partial(request, "organizations/directory.html", "results", {
-        "form": form, "page": page, "querystring": _querystring(request),
-    })
+    return render_page_or_partial(
+        request,
+        "organizations/directory.html",
+        "results",
+        {
+            "form": form,
+            "page": page,
+            "querystring": _querystring(request),
+        },
+    )
 
 
 def organization_detail(request, slug: str):
@@ -73,15 +92,20 @@ def organization_detail(request, slug: str):
     if organization is None or not request.user.has_perm("organizations.view_org_public", organization):
         raise Http404
     can_view_private = request.user.has_perm("organizations.view_org_private", organization)
-    return render(request, "organizations/organization_detail.html", {
-        "organization": organization,
-        "can_view_private": can_view_private,
-        "can_manage": request.user.has_perm("organizations.manage_org", organization),
-        "people": selectors.organization_people(organization=organization) if can_view_private else [],
-    })
+    return render(
+        request,
+        "organizations/organization_detail.html",
+        {
+            "organization": organization,
+            "can_view_private": can_view_private,
+            "can_manage": request.user.has_perm("organizations.manage_org", organization),
+            "people": selectors.organization_people(organization=organization) if can_view_private else [],
+        },
+    )
 
 
 # --- Member area -----------------------------------------------------------------------------
+
 
 @login_required
 def dashboard(request):
@@ -107,7 +131,7 @@ def _get_private_org(request, slug: str):
 def organization_manage(request, slug: str):
     organization = _get_private_org(request, slug)
     can_manage = request.user.has_perm("organizations.manage_org", organization)
-    invite_form = InvitationForm(request.POST or None) if can_manage else None
+    invite_form = InvitationForm(_posted(request)) if can_manage else None
     if request.method == "POST":
         if not can_manage:
             raise Http404
@@ -121,13 +145,17 @@ def organization_manage(request, slug: str):
             else:
                 messages.success(request, _("Invitation sent to %(email)s.") % invite_form.cleaned_data)
                 return redirect("organizations:org-manage", slug=slug)
-    return render(request, "organizations/organization_manage.html", {
-        "organization": organization,
-        "can_manage": can_manage,
-        "people": selectors.organization_people(organization=organization),
-        "invitations": selectors.invitation_list_for_org(organization=organization) if can_manage else [],
-        "invite_form": invite_form,
-    })
+    return render(
+        request,
+        "organizations/organization_manage.html",
+        {
+            "organization": organization,
+            "can_manage": can_manage,
+            "people": selectors.organization_people(organization=organization),
+            "invitations": selectors.invitation_list_for_org(organization=organization) if can_manage else [],
+            "invite_form": invite_form,
+        },
+    )
 
 
 @login_required
@@ -135,12 +163,16 @@ def organization_profile(request, slug: str):
     organization = _get_private_org(request, slug)
     if not request.user.has_perm("organizations.manage_org", organization):
         raise Http404
-    form = OrganizationProfileForm(request.POST or None, instance=organization)
+    form = OrganizationProfileForm(_posted(request), instance=organization)
     if request.method == "POST" and form.is_valid():
-        services.organization_update_profile(organization_id=organization.pk, actor=request.user, data=form.cleaned_data)
+        services.organization_update_profile(
+            organization_id=organization.pk, actor=request.user, data=form.cleaned_data
+        )
         messages.success(request, _("The organization's profile was saved."))
         return redirect("organizations:org-manage", slug=slug)
-    return render(request, "organizations/organization_profile.html", {"organization": organization, "form": form})
+    return render(
+        request, "organizations/organization_profile.html", {"organization": organization, "form": form}
+    )
 
 
 @login_required
@@ -186,15 +218,26 @@ def invitation_accept(request, token: str):
         except ApplicationError as exc:
             error = exc.message
         else:
-            messages.success(request, _("Welcome to %(org)s.") % {"org": invitation.organization.display_name})
+            messages.success(
+                request, _("Welcome to %(org)s.") % {"org": invitation.organization.display_name}
+            )
             return redirect("dashboard")
-    return render(request, "organizations/invitation_accept.html", {
-        "invitation": invitation, "error": error, "token": token,
-        "email_matches": request.user.is_authenticated and request.user.email.lower() == invitation.email.lower(),
-    }, status=400 if error else 200)
+    return render(
+        request,
+        "organizations/invitation_accept.html",
+        {
+            "invitation": invitation,
+            "error": error,
+            "token": token,
+            "email_matches": request.user.is_authenticated
+            and request.user.email.lower() == invitation.email.lower(),
+        },
+        status=400 if error else 200,
+    )
 
 
 # --- Applications (applicant side) ------------------------------------------------------------
+
 
 def _get_own_application(request, application_id: int) -> MembershipApplication:
     application = selectors.application_get(application_id=application_id)
@@ -205,7 +248,7 @@ def _get_own_application(request, application_id: int) -> MembershipApplication:
 
 @login_required
 def application_new(request):
-    form = ApplicationForm(request.POST or None)
+    form = ApplicationForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         data = {**form.cleaned_data, "home_provider": form.cleaned_data["home_provider"]}
         application = services.application_create(applicant=request.user, data=data)
@@ -222,10 +265,12 @@ def application_edit(request, application_id: int):
     if not application.is_editable:
         messages.error(request, _("This application can no longer be edited."))
         return redirect(application)
-    form = ApplicationForm(request.POST or None, instance=application)
+    form = ApplicationForm(_posted(request), instance=application)
     if request.method == "POST" and form.is_valid():
         try:
-            services.application_update(application_id=application.pk, actor=request.user, data=form.cleaned_data)
+            services.application_update(
+                application_id=application.pk, actor=request.user, data=form.cleaned_data
+            )
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
@@ -238,25 +283,34 @@ def application_edit(request, application_id: int):
 @login_required
 def application_detail(request, application_id: int):
     application = _get_own_application(request, application_id)
-    submit_form = SubmitForm(request.POST or None)
+    submit_form = SubmitForm(_posted(request))
     if request.method == "POST":
         if application.applicant_id != request.user.pk:
             raise Http404
         if submit_form.is_valid():
             try:
-                services.application_submit(application_id=application.pk, actor=request.user, accept_terms=True)
+                services.application_submit(
+                    application_id=application.pk, actor=request.user, accept_terms=True
+                )
             except ApplicationError as exc:
                 submit_form.add_error(None, exc.message)
             else:
-                messages.success(request, _("Your application was submitted. The secretariat will review it."))
+                messages.success(
+                    request, _("Your application was submitted. The secretariat will review it.")
+                )
                 return redirect(application)
-    return render(request, "organizations/application_detail.html", {
-        "application": application,
-        "submit_form": submit_form,
-        "withdraw_form": WithdrawForm(),
-        "terms": services.terms_current(),
-        "is_applicant": application.applicant_id == request.user.pk,
-    }, status=400 if submit_form.errors else 200)
+    return render(
+        request,
+        "organizations/application_detail.html",
+        {
+            "application": application,
+            "submit_form": submit_form,
+            "withdraw_form": WithdrawForm(),
+            "terms": services.terms_current(),
+            "is_applicant": application.applicant_id == request.user.pk,
+        },
+        status=400 if submit_form.errors else 200,
+    )
 
 
 @login_required
@@ -279,6 +333,7 @@ def application_withdraw(request, application_id: int):
 
 # --- Secretariat review queue ------------------------------------------------------------------
 
+
 @staff_required
 def review_queue(request):
     form = ReviewFilterForm(request.GET or None)
@@ -287,10 +342,18 @@ def review_queue(request):
         status=filters.get("status", ""), kind=filters.get("kind", ""), q=filters.get("q", "")
     )
     page = Paginator(applications, settings.REVIEW_QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render_page_or_partial(request, "organizations/review_queue.html", "results", {
-        "form": form, "page": page, "counts": selectors.application_status_counts(),
-        "decision_form": ReviewDecisionForm(), "querystring": _querystring(request),
-    })
+    return render_page_or_partial(
+        request,
+        "organizations/review_queue.html",
+        "results",
+        {
+            "form": form,
+            "page": page,
+            "counts": selectors.application_status_counts(),
+            "decision_form": ReviewDecisionForm(),
+            "querystring": _querystring(request),
+        },
+    )
 
 
 @staff_required
@@ -298,10 +361,14 @@ def review_detail(request, application_id: int):
     application = selectors.application_get(application_id=application_id)
     if application is None or application.status == MembershipApplication.Status.DRAFT:
         raise Http404
-    return render(request, "organizations/review_detail.html", {
-        "application": application,
-        "decision_form": ReviewDecisionForm(initial={"tier": application.requested_tier}),
-    })
+    return render(
+        request,
+        "organizations/review_detail.html",
+        {
+            "application": application,
+            "decision_form": ReviewDecisionForm(initial={"tier": application.requested_tier}),
+        },
+    )
 
 
 @staff_required
@@ -324,12 +391,16 @@ def review_decide(request, application_id: int):
     try:
         if decision == "approve":
             services.application_approve(
-                application_id=application_id, reviewer=request.user,
-                tier=form.cleaned_data.get("tier") or None, reason=reason,
+                application_id=application_id,
+                reviewer=request.user,
+                tier=form.cleaned_data.get("tier") or None,
+                reason=reason,
             )
             message = _("Approved: the organization is now a member.")
         elif decision == "request_changes":
-            services.application_request_changes(application_id=application_id, reviewer=request.user, reason=reason)
+            services.application_request_changes(
+                application_id=application_id, reviewer=request.user, reason=reason
+            )
             message = _("Sent back to the applicant for changes.")
         else:
             services.application_reject(application_id=application_id, reviewer=request.user, reason=reason)
@@ -345,12 +416,17 @@ def _review_result(request, application_id, *, message=None, error=None, form=No
     if application is None:
         raise Http404
     if request.htmx:
-        return render(request, "organizations/review_queue.html#row", {
-            "application": application,
-            "decision_form": form or ReviewDecisionForm(),
-            "row_message": message,
-            "row_error": error,
-        }, status=400 if (error or (form and form.errors)) else 200)
+        return render(
+            request,
+            "organizations/review_queue.html#row",
+            {
+                "application": application,
+                "decision_form": form or ReviewDecisionForm(),
+                "row_message": message,
+                "row_error": error,
+            },
+            status=400 if (error or (form and form.errors)) else 200,
+        )
     if error:
         messages.error(request, error)
     elif form is not None and form.errors:
@@ -366,3 +442,8 @@ def _querystring(request) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()
+
+
+def _posted(request):
+    """Bind forms on POST even when the body is empty, so an empty submission shows errors."""
+    return request.POST if request.method == "POST" else None

@@ -28,12 +28,20 @@ S = MembershipApplication.Status
 
 def _data(**overrides):
     data = {
-        "name_ja": "株式会社サンプル", "name_en": "Sample KK", "kind": "startup",
-        "corporate_number": valid_corporate_number(424242), "postal_code": "100-0001",
-        "address": "東京都千代田区", "website": "https://sample.example.jp/",
-        "home_provider": ProviderFactory(slug="sakura"), "requested_tier": "regular",
-        "contact_name": "見本 花子", "contact_email": "hanako@sample.example.jp", "contact_phone": "",
-        "technical_contact_email": "", "intended_use": "推論サービス",
+        "name_ja": "株式会社サンプル",
+        "name_en": "Sample KK",
+        "kind": "startup",
+        "corporate_number": valid_corporate_number(424242),
+        "postal_code": "100-0001",
+        "address": "東京都千代田区",
+        "website": "https://sample.example.jp/",
+        "home_provider": ProviderFactory(slug="sakura"),
+        "requested_tier": "regular",
+        "contact_name": "見本 花子",
+        "contact_email": "hanako@sample.example.jp",
+        "contact_phone": "",
+        "technical_contact_email": "",
+        "intended_use": "推論サービス",
     }
     data.update(overrides)
     return data
@@ -44,6 +52,7 @@ def _at(status, **kwargs):
 
 
 # --- the happy path -----------------------------------------------------------------------------
+
 
 def test_the_whole_workflow_ends_in_an_organization_with_membership_and_owner(terms):
     applicant, staff = UserFactory(), StaffFactory()
@@ -64,7 +73,10 @@ def test_the_whole_workflow_ends_in_an_organization_with_membership_and_owner(te
     assert org.membership.tier == "associate" and org.membership.status == Membership.Status.ACTIVE
     assert OrgRole.objects.filter(organization=org, user=applicant, role="owner").exists()
     assert [t.to_status for t in application.transitions.all()] == [
-        S.DRAFT, S.SUBMITTED, S.UNDER_REVIEW, S.APPROVED,
+        S.DRAFT,
+        S.SUBMITTED,
+        S.UNDER_REVIEW,
+        S.APPROVED,
     ]
     assert audit_chain_verify().ok
 
@@ -74,8 +86,12 @@ def test_changes_requested_then_resubmitted_then_approved(terms):
     application = services.application_create(applicant=applicant, data=_data())
     services.application_submit(application_id=application.pk, actor=applicant, accept_terms=True)
     services.application_start_review(application_id=application.pk, reviewer=staff)
-    services.application_request_changes(application_id=application.pk, reviewer=staff, reason="住所を補足してください")
-    services.application_update(application_id=application.pk, actor=applicant, data={"address": "東京都千代田区1-1-1"})
+    services.application_request_changes(
+        application_id=application.pk, reviewer=staff, reason="住所を補足してください"
+    )
+    services.application_update(
+        application_id=application.pk, actor=applicant, data={"address": "東京都千代田区1-1-1"}
+    )
     services.application_submit(application_id=application.pk, actor=applicant, accept_terms=True)
     services.application_start_review(application_id=application.pk, reviewer=staff)
     services.application_approve(application_id=application.pk, reviewer=staff)
@@ -115,17 +131,39 @@ def test_emails_are_sent_only_after_commit(terms, django_capture_on_commit_callb
 
 REFUSED = [
     # (service, from status)
-    ("start_review", S.DRAFT), ("start_review", S.UNDER_REVIEW), ("start_review", S.CHANGES_REQUESTED),
-    ("start_review", S.APPROVED), ("start_review", S.REJECTED), ("start_review", S.WITHDRAWN),
-    ("approve", S.DRAFT), ("approve", S.SUBMITTED), ("approve", S.CHANGES_REQUESTED),
-    ("approve", S.APPROVED), ("approve", S.REJECTED), ("approve", S.WITHDRAWN),
-    ("reject", S.DRAFT), ("reject", S.SUBMITTED), ("reject", S.APPROVED), ("reject", S.WITHDRAWN),
-    ("reject", S.REJECTED), ("reject", S.CHANGES_REQUESTED),
-    ("request_changes", S.SUBMITTED), ("request_changes", S.APPROVED), ("request_changes", S.DRAFT),
-    ("submit", S.SUBMITTED), ("submit", S.UNDER_REVIEW), ("submit", S.APPROVED), ("submit", S.REJECTED),
+    ("start_review", S.DRAFT),
+    ("start_review", S.UNDER_REVIEW),
+    ("start_review", S.CHANGES_REQUESTED),
+    ("start_review", S.APPROVED),
+    ("start_review", S.REJECTED),
+    ("start_review", S.WITHDRAWN),
+    ("approve", S.DRAFT),
+    ("approve", S.SUBMITTED),
+    ("approve", S.CHANGES_REQUESTED),
+    ("approve", S.APPROVED),
+    ("approve", S.REJECTED),
+    ("approve", S.WITHDRAWN),
+    ("reject", S.DRAFT),
+    ("reject", S.SUBMITTED),
+    ("reject", S.APPROVED),
+    ("reject", S.WITHDRAWN),
+    ("reject", S.REJECTED),
+    ("reject", S.CHANGES_REQUESTED),
+    ("request_changes", S.SUBMITTED),
+    ("request_changes", S.APPROVED),
+    ("request_changes", S.DRAFT),
+    ("submit", S.SUBMITTED),
+    ("submit", S.UNDER_REVIEW),
+    ("submit", S.APPROVED),
+    ("submit", S.REJECTED),
     ("submit", S.WITHDRAWN),
-    ("withdraw", S.APPROVED), ("withdraw", S.REJECTED), ("withdraw", S.WITHDRAWN),
-    ("update", S.SUBMITTED), ("update", S.UNDER_REVIEW), ("update", S.APPROVED), ("update", S.REJECTED),
+    ("withdraw", S.APPROVED),
+    ("withdraw", S.REJECTED),
+    ("withdraw", S.WITHDRAWN),
+    ("update", S.SUBMITTED),
+    ("update", S.UNDER_REVIEW),
+    ("update", S.APPROVED),
+    ("update", S.REJECTED),
     ("update", S.WITHDRAWN),
 ]
 
@@ -136,15 +174,23 @@ def test_refused_transitions_change_nothing(terms, action, status):
     staff = StaffFactory()
     applicant = application.applicant
     calls = {
-        "start_review": lambda: services.application_start_review(application_id=application.pk, reviewer=staff),
+        "start_review": lambda: services.application_start_review(
+            application_id=application.pk, reviewer=staff
+        ),
         "approve": lambda: services.application_approve(application_id=application.pk, reviewer=staff),
-        "reject": lambda: services.application_reject(application_id=application.pk, reviewer=staff, reason="x"),
+        "reject": lambda: services.application_reject(
+            application_id=application.pk, reviewer=staff, reason="x"
+        ),
         "request_changes": lambda: services.application_request_changes(
-            application_id=application.pk, reviewer=staff, reason="x"),
-        "submit": lambda: services.application_submit(application_id=application.pk, actor=applicant, accept_terms=True),
+            application_id=application.pk, reviewer=staff, reason="x"
+        ),
+        "submit": lambda: services.application_submit(
+            application_id=application.pk, actor=applicant, accept_terms=True
+        ),
         "withdraw": lambda: services.application_withdraw(application_id=application.pk, actor=applicant),
-        "update": lambda: services.application_update(application_id=application.pk, actor=applicant,
-                                                      data={"name_ja": "変更"}),
+        "update": lambda: services.application_update(
+            application_id=application.pk, actor=applicant, data={"name_ja": "変更"}
+        ),
     }
     events_before = AuditEvent.objects.count()
     with pytest.raises(ApplicationError):
@@ -167,7 +213,9 @@ def test_only_the_applicant_can_edit_submit_or_withdraw(terms):
     application = _at(S.DRAFT)
     other = UserFactory()
     for call in (
-        lambda: services.application_update(application_id=application.pk, actor=other, data={"name_ja": "x"}),
+        lambda: services.application_update(
+            application_id=application.pk, actor=other, data={"name_ja": "x"}
+        ),
         lambda: services.application_submit(application_id=application.pk, actor=other, accept_terms=True),
         lambda: services.application_withdraw(application_id=application.pk, actor=other),
     ):
@@ -200,14 +248,18 @@ def test_reject_and_request_changes_need_a_reason(service):
 def test_submit_requires_accepting_the_terms(terms):
     application = _at(S.DRAFT)
     with pytest.raises(ApplicationError) as exc:
-        services.application_submit(application_id=application.pk, actor=application.applicant, accept_terms=False)
+        services.application_submit(
+            application_id=application.pk, actor=application.applicant, accept_terms=False
+        )
     assert exc.value.code == "terms"
 
 
 def test_submit_is_refused_while_no_terms_are_published():
     application = _at(S.DRAFT)
     with pytest.raises(ApplicationError) as exc:
-        services.application_submit(application_id=application.pk, actor=application.applicant, accept_terms=True)
+        services.application_submit(
+            application_id=application.pk, actor=application.applicant, accept_terms=True
+        )
     assert exc.value.code == "terms"
 
 
@@ -225,7 +277,9 @@ def test_application_records_the_version_of_the_terms_in_force(terms):
 def test_companies_must_give_a_corporate_number(terms):
     application = _at(S.DRAFT, corporate_number="")
     with pytest.raises(ApplicationError) as exc:
-        services.application_submit(application_id=application.pk, actor=application.applicant, accept_terms=True)
+        services.application_submit(
+            application_id=application.pk, actor=application.applicant, accept_terms=True
+        )
     assert exc.value.code == "corporate_number_required"
 
 
@@ -239,11 +293,14 @@ def test_universities_may_apply_without_a_corporate_number(terms):
 
 # --- duplicates --------------------------------------------------------------------------------
 
+
 def test_duplicate_of_an_existing_member_is_refused_with_a_clear_message(terms):
     org = OrganizationFactory()
     application = _at(S.DRAFT, corporate_number=org.corporate_number)
     with pytest.raises(ApplicationError) as exc:
-        services.application_submit(application_id=application.pk, actor=application.applicant, accept_terms=True)
+        services.application_submit(
+            application_id=application.pk, actor=application.applicant, accept_terms=True
+        )
     assert exc.value.code == "duplicate_corporate_number"
     assert org.corporate_number in str(exc.value)
 
@@ -273,6 +330,7 @@ def test_the_database_refuses_two_open_applications_for_one_number():
 
 # --- atomic approval ---------------------------------------------------------------------------
 
+
 def test_approval_is_all_or_nothing(terms, monkeypatch):
     application = _at(S.UNDER_REVIEW)
     staff = StaffFactory()
@@ -289,7 +347,9 @@ def test_approval_is_all_or_nothing(terms, monkeypatch):
         services.application_approve(application_id=application.pk, reviewer=staff)
     application.refresh_from_db()
     assert application.status == S.UNDER_REVIEW and application.organization is None
-    assert not Organization.objects.exists() and not Membership.objects.exists() and not OrgRole.objects.exists()
+    assert (
+        not Organization.objects.exists() and not Membership.objects.exists() and not OrgRole.objects.exists()
+    )
     assert AuditEvent.objects.count() == events
     assert ApplicationTransition.objects.filter(application=application).count() == 0
 
@@ -300,11 +360,18 @@ def test_every_state_change_leaves_an_audit_event(terms):
     services.application_submit(application_id=application.pk, actor=applicant, accept_terms=True)
     services.application_start_review(application_id=application.pk, reviewer=staff)
     org = services.application_approve(application_id=application.pk, reviewer=staff)
-    services.membership_set_status(membership_id=org.membership.pk, actor=staff, status="suspended", reason="未払い")
+    services.membership_set_status(
+        membership_id=org.membership.pk, actor=staff, status="suspended", reason="未払い"
+    )
     actions = list(AuditEvent.objects.values_list("action", flat=True))
     assert actions == [
-        "application.created", "application.submitted", "application.review_started",
-        "organization.created", "membership.started", "org_role.granted", "application.approved",
+        "application.created",
+        "application.submitted",
+        "application.review_started",
+        "organization.created",
+        "membership.started",
+        "org_role.granted",
+        "application.approved",
         "membership.suspended",
     ]
     suspended = AuditEvent.objects.get(action="membership.suspended")
@@ -315,10 +382,13 @@ def test_every_state_change_leaves_an_audit_event(terms):
 def test_suspending_needs_a_reason_and_staff():
     org = OrganizationFactory()
     with pytest.raises(ApplicationError):
-        services.membership_set_status(membership_id=org.membership.pk, actor=StaffFactory(), status="suspended")
+        services.membership_set_status(
+            membership_id=org.membership.pk, actor=StaffFactory(), status="suspended"
+        )
     with pytest.raises(ApplicationError):
-        services.membership_set_status(membership_id=org.membership.pk, actor=UserFactory(), status="suspended",
-                                       reason="x")
+        services.membership_set_status(
+            membership_id=org.membership.pk, actor=UserFactory(), status="suspended", reason="x"
+        )
     org.membership.refresh_from_db()
     assert org.membership.status == "active"
 

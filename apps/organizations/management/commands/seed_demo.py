@@ -21,12 +21,30 @@ DEMO_PASSWORD = "gpu-alliance-demo"
 DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPGPUALLIANCEDEMO2"
 
 PROVIDERS = [
-    ("kddi", "KDDI株式会社", "KDDI Corporation", "https://www.kddi.com/",
-     "NVIDIA GB200 NVL72 のラックスケール GPU クラウド。", "Rack-scale NVIDIA GB200 NVL72 GPU cloud."),
-    ("sakura", "さくらインターネット株式会社", "SAKURA internet Inc.", "https://www.sakura.ad.jp/",
-     "高火力 GPU クラウド（B200・H200）。", "Koukaryoku GPU cloud (B200, H200)."),
-    ("highreso", "株式会社ハイレゾ", "HIGHRESO Co., Ltd.", "https://highreso.jp/",
-     "GPUSOROBAN：低価格な H200 クラウド。", "GPUSOROBAN: low-cost H200 cloud."),
+    (
+        "kddi",
+        "KDDI株式会社",
+        "KDDI Corporation",
+        "https://www.kddi.com/",
+        "NVIDIA GB200 NVL72 のラックスケール GPU クラウド。",
+        "Rack-scale NVIDIA GB200 NVL72 GPU cloud.",
+    ),
+    (
+        "sakura",
+        "さくらインターネット株式会社",
+        "SAKURA internet Inc.",
+        "https://www.sakura.ad.jp/",
+        "高火力 GPU クラウド（B200・H200）。",
+        "Koukaryoku GPU cloud (B200, H200).",
+    ),
+    (
+        "highreso",
+        "株式会社ハイレゾ",
+        "HIGHRESO Co., Ltd.",
+        "https://highreso.jp/",
+        "GPUSOROBAN：低価格な H200 クラウド。",
+        "GPUSOROBAN: low-cost H200 cloud.",
+    ),
 ]
 
 TERMS_V1_JA = """第1条（目的）
@@ -61,41 +79,187 @@ Members comply with each provider's terms of use and the applicable laws."""
 
 # (name_ja, name_en, kind, tier, provider slug, owner e-mail, owner name, public description ja/en)
 ORGANIZATIONS = [
-    ("KDDI株式会社", "KDDI Corporation", "enterprise", "founding", "kddi", "owner@kddi.example", "高橋 一郎",
-     "アライアンス創設プロバイダ。", "Founding provider of the alliance."),
-    ("さくらインターネット株式会社", "SAKURA internet Inc.", "enterprise", "founding", "sakura",
-     "owner@sakura.example", "田中 美咲", "アライアンス創設プロバイダ。", "Founding provider of the alliance."),
-    ("株式会社ハイレゾ", "HIGHRESO Co., Ltd.", "enterprise", "founding", "highreso", "owner@highreso.example",
-     "佐藤 健", "アライアンス創設プロバイダ。", "Founding provider of the alliance."),
-    ("ミライ製薬株式会社", "Mirai Pharmaceutical Co., Ltd.", "enterprise", "regular", "sakura",
-     "owner@mirai-pharma.example", "鈴木 花子", "創薬 AI と医療画像解析。", "AI drug discovery and medical imaging."),
-    ("東都自動車工業株式会社", "Toto Motor Industries", "enterprise", "regular", "kddi", "owner@toto-motor.example",
-     "伊藤 大輔", "製造 AI・自動運転シミュレーション。", "Manufacturing AI and driving simulation."),
-    ("やまと銀行株式会社", "Yamato Bank, Ltd.", "enterprise", "associate", "highreso", "owner@yamato-bank.example",
-     "渡辺 直樹", "金融 AI（不正検知）。", "Finance AI for fraud detection."),
-    ("株式会社ニューロフォージ", "NeuroForge Inc.", "startup", "regular", "highreso", "owner@neuroforge.example",
-     "山本 翔", "日本語 LLM の事前学習。", "Pre-training Japanese LLMs."),
-    ("株式会社カナデAI", "Kanade AI Inc.", "startup", "associate", "sakura", "owner@kanade.example",
-     "中村 奏", "音声合成の基盤モデル。", "Foundation models for speech synthesis."),
-    ("株式会社ヤタガラス・ロボティクス", "Yatagarasu Robotics Inc.", "startup", "associate", "kddi",
-     "owner@yatagarasu.example", "小林 翼", "ロボット基盤モデル。", "Robotics foundation models."),
-    ("東京先端科学大学", "Tokyo Institute of Advanced Science", "academic", "academic", "sakura",
-     "owner@tias.example", "加藤 教授", "計算科学と AI 研究。", "Computational science and AI research."),
-    ("関西情報工科大学", "Kansai University of Information Technology", "academic", "academic", "highreso",
-     "owner@kuit.example", "吉田 准教授", "", ""),
-    ("国立AI安全研究センター", "National Center for AI Safety", "public_body", "regular", "kddi",
-     "owner@ncais.example", "山田 所長", "AI の安全性評価。", "AI safety evaluation."),
+    (
+        "KDDI株式会社",
+        "KDDI Corporation",
+        "enterprise",
+        "founding",
+        "kddi",
+        "owner@kddi.example",
+        "高橋 一郎",
+        "アライアンス創設プロバイダ。",
+        "Founding provider of the alliance.",
+    ),
+    (
+        "さくらインターネット株式会社",
+        "SAKURA internet Inc.",
+        "enterprise",
+        "founding",
+        "sakura",
+        "owner@sakura.example",
+        "田中 美咲",
+        "アライアンス創設プロバイダ。",
+        "Founding provider of the alliance.",
+    ),
+    (
+        "株式会社ハイレゾ",
+        "HIGHRESO Co., Ltd.",
+        "enterprise",
+        "founding",
+        "highreso",
+        "owner@highreso.example",
+        "佐藤 健",
+        "アライアンス創設プロバイダ。",
+        "Founding provider of the alliance.",
+    ),
+    (
+        "ミライ製薬株式会社",
+        "Mirai Pharmaceutical Co., Ltd.",
+        "enterprise",
+        "regular",
+        "sakura",
+        "owner@mirai-pharma.example",
+        "鈴木 花子",
+        "創薬 AI と医療画像解析。",
+        "AI drug discovery and medical imaging.",
+    ),
+    (
+        "東都自動車工業株式会社",
+        "Toto Motor Industries",
+        "enterprise",
+        "regular",
+        "kddi",
+        "owner@toto-motor.example",
+        "伊藤 大輔",
+        "製造 AI・自動運転シミュレーション。",
+        "Manufacturing AI and driving simulation.",
+    ),
+    (
+        "やまと銀行株式会社",
+        "Yamato Bank, Ltd.",
+        "enterprise",
+        "associate",
+        "highreso",
+        "owner@yamato-bank.example",
+        "渡辺 直樹",
+        "金融 AI（不正検知）。",
+        "Finance AI for fraud detection.",
+    ),
+    (
+        "株式会社ニューロフォージ",
+        "NeuroForge Inc.",
+        "startup",
+        "regular",
+        "highreso",
+        "owner@neuroforge.example",
+        "山本 翔",
+        "日本語 LLM の事前学習。",
+        "Pre-training Japanese LLMs.",
+    ),
+    (
+        "株式会社カナデAI",
+        "Kanade AI Inc.",
+        "startup",
+        "associate",
+        "sakura",
+        "owner@kanade.example",
+        "中村 奏",
+        "音声合成の基盤モデル。",
+        "Foundation models for speech synthesis.",
+    ),
+    (
+        "株式会社ヤタガラス・ロボティクス",
+        "Yatagarasu Robotics Inc.",
+        "startup",
+        "associate",
+        "kddi",
+        "owner@yatagarasu.example",
+        "小林 翼",
+        "ロボット基盤モデル。",
+        "Robotics foundation models.",
+    ),
+    (
+        "東京先端科学大学",
+        "Tokyo Institute of Advanced Science",
+        "academic",
+        "academic",
+        "sakura",
+        "owner@tias.example",
+        "加藤 教授",
+        "計算科学と AI 研究。",
+        "Computational science and AI research.",
+    ),
+    (
+        "関西情報工科大学",
+        "Kansai University of Information Technology",
+        "academic",
+        "academic",
+        "highreso",
+        "owner@kuit.example",
+        "吉田 准教授",
+        "",
+        "",
+    ),
+    (
+        "国立AI安全研究センター",
+        "National Center for AI Safety",
+        "public_body",
+        "regular",
+        "kddi",
+        "owner@ncais.example",
+        "山田 所長",
+        "AI の安全性評価。",
+        "AI safety evaluation.",
+    ),
 ]
 
 APPLICATIONS = [  # (state, name_ja, name_en, kind, provider, applicant e-mail, applicant name)
-    ("draft", "株式会社アオバ・ビジョン", "Aoba Vision Inc.", "startup", "sakura", "apply-draft@aoba.example", "青葉 太郎"),
-    ("submitted", "北斗データ株式会社", "Hokuto Data Co., Ltd.", "enterprise", "kddi", "apply@hokuto.example", "北斗 次郎"),
-    ("under_review", "株式会社みなとメディカル", "Minato Medical Inc.", "startup", "highreso",
-     "apply@minato-med.example", "港 三郎"),
-    ("changes_requested", "さくら精密工業株式会社", "Sakura Precision Industries", "enterprise", "sakura",
-     "apply@sakura-precision.example", "桜 四郎"),
+    (
+        "draft",
+        "株式会社アオバ・ビジョン",
+        "Aoba Vision Inc.",
+        "startup",
+        "sakura",
+        "apply-draft@aoba.example",
+        "青葉 太郎",
+    ),
+    (
+        "submitted",
+        "北斗データ株式会社",
+        "Hokuto Data Co., Ltd.",
+        "enterprise",
+        "kddi",
+        "apply@hokuto.example",
+        "北斗 次郎",
+    ),
+    (
+        "under_review",
+        "株式会社みなとメディカル",
+        "Minato Medical Inc.",
+        "startup",
+        "highreso",
+        "apply@minato-med.example",
+        "港 三郎",
+    ),
+    (
+        "changes_requested",
+        "さくら精密工業株式会社",
+        "Sakura Precision Industries",
+        "enterprise",
+        "sakura",
+        "apply@sakura-precision.example",
+        "桜 四郎",
+    ),
     ("rejected", "合同会社スカイネット", "Skynet LLC", "startup", "kddi", "apply@skynet.example", "空 五郎"),
-    ("withdrawn", "琉球海洋大学", "Ryukyu Ocean University", "academic", "highreso", "apply@ryukyu.example", "海野 六郎"),
+    (
+        "withdrawn",
+        "琉球海洋大学",
+        "Ryukyu Ocean University",
+        "academic",
+        "highreso",
+        "apply@ryukyu.example",
+        "海野 六郎",
+    ),
 ]
 
 
@@ -113,13 +277,22 @@ class Command(BaseCommand):
             self._print_logins()
             return
         # The demo's e-mails would only flood the console: keep them in memory.
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"), transaction.atomic():
+        with (
+            override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"),
+            transaction.atomic(),
+        ):
             self._load()
         self._print_logins()
 
     def _user(self, email, name, *, staff=False, language="ja"):
-        user = User.objects.create_user(email=email, password=DEMO_PASSWORD, full_name=name,
-                                        is_staff=staff, is_superuser=staff, language=language)
+        user = User.objects.create_user(
+            email=email,
+            password=DEMO_PASSWORD,
+            full_name=name,
+            is_staff=staff,
+            is_superuser=staff,
+            language=language,
+        )
         EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
         return user
 
@@ -130,14 +303,24 @@ class Command(BaseCommand):
                 slug=slug, name_ja=ja, name_en=en, homepage=url, description_ja=dja, description_en=den
             )
         ParticipationTerms.objects.create(
-            version="1.0", title_ja="GPU アライアンス参加条件", title_en="GPU Alliance participation conditions",
-            body_ja=TERMS_V1_JA, body_en=TERMS_V1_EN, effective_from=datetime.date(2026, 4, 1), is_published=True,
+            version="1.0",
+            title_ja="GPU アライアンス参加条件",
+            title_en="GPU Alliance participation conditions",
+            body_ja=TERMS_V1_JA,
+            body_en=TERMS_V1_EN,
+            effective_from=datetime.date(2026, 4, 1),
+            is_published=True,
         )
         ParticipationTerms.objects.create(
-            version="1.1", title_ja="GPU アライアンス参加条件", title_en="GPU Alliance participation conditions",
-            body_ja=TERMS_V1_JA + "\n\n第6条（他社アクセラレータ）\nAMD・Intel・国産チップ等の計算資源も同条件で扱う。",
-            body_en=TERMS_V1_EN + "\n\nArticle 6 (Other accelerators)\nAMD, Intel and domestic accelerators are handled under the same conditions.",
-            effective_from=datetime.date(2026, 10, 1), is_published=True,
+            version="1.1",
+            title_ja="GPU アライアンス参加条件",
+            title_en="GPU Alliance participation conditions",
+            body_ja=TERMS_V1_JA
+            + "\n\n第6条（他社アクセラレータ）\nAMD・Intel・国産チップ等の計算資源も同条件で扱う。",
+            body_en=TERMS_V1_EN
+            + "\n\nArticle 6 (Other accelerators)\nAMD, Intel and domestic accelerators are handled under the same conditions.",
+            effective_from=datetime.date(2026, 10, 1),
+            is_published=True,
         )
         staff = self._user("secretariat@gpu-alliance.example", "事務局 管理者", staff=True)
         TOTP.activate(staff, DEMO_TOTP_SECRET)
@@ -147,60 +330,94 @@ class Command(BaseCommand):
             owner = self._user(email, person)
             number = demo_corporate_number(seq) if kind in ("enterprise", "startup", "academic") else ""
             seq += 1
-            application = services.application_create(applicant=owner, data=self._app_data(
-                name_ja, name_en, kind, number, providers[provider], email, person, tier))
+            application = services.application_create(
+                applicant=owner,
+                data=self._app_data(name_ja, name_en, kind, number, providers[provider], email, person, tier),
+            )
             services.application_submit(application_id=application.pk, actor=owner, accept_terms=True)
             services.application_start_review(application_id=application.pk, reviewer=staff)
-            org = services.application_approve(application_id=application.pk, reviewer=staff, tier=tier,
-                                               reason="ようこそ。")
-            services.organization_update_profile(organization_id=org.pk, actor=owner, data={
-                "description_ja": dja, "description_en": den, "website": f"https://{email.split('@')[1]}/",
-                "is_listed": name_en != "Kansai University of Information Technology",
-            })
+            org = services.application_approve(
+                application_id=application.pk, reviewer=staff, tier=tier, reason="ようこそ。"
+            )
+            services.organization_update_profile(
+                organization_id=org.pk,
+                actor=owner,
+                data={
+                    "description_ja": dja,
+                    "description_en": den,
+                    "website": f"https://{email.split('@')[1]}/",
+                    "is_listed": name_en != "Kansai University of Information Technology",
+                },
+            )
             # A colleague joins through an invitation, as in real life.
             colleague_email = f"member@{email.split('@')[1]}"
-            colleague = self._user(colleague_email, f"{person.split()[0]} 同僚", language="en" if seq % 3 == 0 else "ja")
-            _inv, token = services.invitation_create(organization_id=org.pk, inviter=owner,
-                                                     email=colleague_email, role="technical")
+            colleague = self._user(
+                colleague_email, f"{person.split()[0]} 同僚", language="en" if seq % 3 == 0 else "ja"
+            )
+            _inv, token = services.invitation_create(
+                organization_id=org.pk, inviter=owner, email=colleague_email, role="technical"
+            )
             services.invitation_accept(token=token, user=colleague)
 
         for state, name_ja, name_en, kind, provider, email, person in APPLICATIONS:
             applicant = self._user(email, person)
             number = demo_corporate_number(seq) if kind in ("enterprise", "startup") else ""
             seq += 1
-            application = services.application_create(applicant=applicant, data=self._app_data(
-                name_ja, name_en, kind, number, providers[provider], email, person, "regular"))
+            application = services.application_create(
+                applicant=applicant,
+                data=self._app_data(
+                    name_ja, name_en, kind, number, providers[provider], email, person, "regular"
+                ),
+            )
             if state == "draft":
                 continue
             if state == "withdrawn":
                 services.application_submit(application_id=application.pk, actor=applicant, accept_terms=True)
-                services.application_withdraw(application_id=application.pk, actor=applicant,
-                                              reason="学内の予算措置が決まってから再申請します。")
+                services.application_withdraw(
+                    application_id=application.pk,
+                    actor=applicant,
+                    reason="学内の予算措置が決まってから再申請します。",
+                )
                 continue
             services.application_submit(application_id=application.pk, actor=applicant, accept_terms=True)
             if state == "submitted":
                 continue
             services.application_start_review(application_id=application.pk, reviewer=staff)
             if state == "changes_requested":
-                services.application_request_changes(application_id=application.pk, reviewer=staff,
-                                                     reason="想定する GPU 時間の内訳（月別）を追記してください。")
+                services.application_request_changes(
+                    application_id=application.pk,
+                    reviewer=staff,
+                    reason="想定する GPU 時間の内訳（月別）を追記してください。",
+                )
             elif state == "rejected":
-                services.application_reject(application_id=application.pk, reviewer=staff,
-                                            reason="国内データセンターでの処理という参加条件を満たしていません。")
+                services.application_reject(
+                    application_id=application.pk,
+                    reviewer=staff,
+                    reason="国内データセンターでの処理という参加条件を満たしていません。",
+                )
         assert MembershipApplication.objects.count() == len(ORGANIZATIONS) + len(APPLICATIONS)
 
     @staticmethod
     def _app_data(name_ja, name_en, kind, number, provider, email, person, tier):
         return {
-            "name_ja": name_ja, "name_en": name_en, "kind": kind, "corporate_number": number,
-            "postal_code": "100-0001", "address": "東京都千代田区千代田1-1", "website": "",
-            "home_provider": provider, "requested_tier": tier if tier != "founding" else "regular",
-            "contact_name": person, "contact_email": email, "contact_phone": "03-0000-0000",
-            "technical_contact_email": "", "intended_use": "LLM の学習と推論。H200 で月 2,000 GPU 時間程度。",
+            "name_ja": name_ja,
+            "name_en": name_en,
+            "kind": kind,
+            "corporate_number": number,
+            "postal_code": "100-0001",
+            "address": "東京都千代田区千代田1-1",
+            "website": "",
+            "home_provider": provider,
+            "requested_tier": tier if tier != "founding" else "regular",
+            "contact_name": person,
+            "contact_email": email,
+            "contact_phone": "03-0000-0000",
+            "technical_contact_email": "",
+            "intended_use": "LLM の学習と推論。H200 で月 2,000 GPU 時間程度。",
         }
 
     def _print_logins(self):
-        self.stdout.write(self.style.SUCCESS("\nDemo logins (password for all: %s)" % DEMO_PASSWORD))
+        self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password for all: {DEMO_PASSWORD})"))
         self.stdout.write("  secretariat (staff):     secretariat@gpu-alliance.example")
         self.stdout.write(f"     its TOTP secret is {DEMO_TOTP_SECRET}; `make totp` prints the current code")
         self.stdout.write("  org owner (startup):     owner@neuroforge.example")
