@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.admin import AuditedAdminMixin
 from apps.core.exceptions import ApplicationError
 from apps.organizations import services
 from apps.organizations.models import (
@@ -27,7 +28,7 @@ def _run_each(modeladmin, request, queryset, fn, done_message):
 
 
 @admin.register(ParticipationTerms)
-class ParticipationTermsAdmin(admin.ModelAdmin):
+class ParticipationTermsAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("version", "title_ja", "effective_from", "is_published")
     list_filter = ("is_published",)
     search_fields = ("version", "title_ja", "title_en")
@@ -46,7 +47,7 @@ class OrgRoleInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = (
         "name_ja",
         "name_en",
@@ -76,7 +77,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("organization", "tier", "status", "started_on", "ends_on")
     list_filter = ("tier", "status")
     search_fields = ("organization__name_ja", "organization__name_en", "organization__corporate_number")
@@ -112,7 +113,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrgRole)
-class OrgRoleAdmin(admin.ModelAdmin):
+class OrgRoleAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("user", "organization", "role", "created_at")
     list_filter = ("role",)
     search_fields = ("user__email", "organization__name_ja", "organization__name_en")
@@ -131,7 +132,7 @@ class TransitionInline(admin.TabularInline):
 
 
 @admin.register(MembershipApplication)
-class MembershipApplicationAdmin(admin.ModelAdmin):
+class MembershipApplicationAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("name_ja", "kind", "corporate_number", "status", "applicant", "submitted_at", "reviewer")
     list_filter = ("status", "kind", "home_provider", "requested_tier")
     search_fields = ("name_ja", "name_en", "corporate_number", "contact_email", "applicant__email")
@@ -172,7 +173,7 @@ class MembershipApplicationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("email", "organization", "role", "invited_by", "expires_at", "accepted_at", "revoked_at")
     list_filter = ("role",)
     search_fields = ("email", "organization__name_ja", "organization__name_en")

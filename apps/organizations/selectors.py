@@ -68,8 +68,7 @@ def organization_list_for_user(*, user) -> QuerySet[Organization]:
     """The user's organizations with their membership, home provider, people count and the
     user's own roles (prefetched into ``my_roles``)."""
     return (
-        Organization.objects.filter(roles__user=user)
-        .distinct()
+        Organization.objects.filter(pk__in=OrgRole.objects.filter(user=user).values("organization_id"))
         .select_related("membership", "home_provider")
         .annotate(people_count=Count("roles__user", distinct=True))
         .prefetch_related(Prefetch("roles", queryset=OrgRole.objects.filter(user=user), to_attr="my_roles"))

@@ -344,3 +344,25 @@ def test_dashboard_lists_organizations_applications_and_invitations(client):
     client.force_login(user)
     body = client.get(reverse("dashboard")).content.decode()
     assert "ダッシュ株式会社" in body and "別の申請" in body and "修正依頼" in body
+
+
+def test_japanese_first_whatever_the_browser_asks(client):
+    body = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9").content.decode()
+    assert "参加条件" in body
+
+
+def test_account_language_applies_when_no_choice_was_made(client):
+    client.force_login(UserFactory(language="en"))
+    assert "Your organizations" in client.get(reverse("dashboard")).content.decode()
+
+
+def test_dashboard_counts_all_people_of_each_organization(client):
+    user = UserFactory()
+    org = OrganizationFactory()
+    OrgRoleFactory(organization=org, user=user, role="owner")
+    OrgRoleFactory(organization=org, user=user, role="billing")
+    OrgRoleFactory.create_batch(2, organization=org, role="member")
+    client.force_login(user)
+    organizations = list(client.get(reverse("dashboard")).context["organizations"])
+    assert organizations[0].people_count == 3
+    assert sorted(r.role for r in organizations[0].my_roles) == ["billing", "owner"]
