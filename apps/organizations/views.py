@@ -349,7 +349,7 @@ def review_queue(request):
         {
             "form": form,
             "page": page,
-            "counts": selectors.application_status_counts(),
+            "counts": _status_counts(form),
             "decision_form": ReviewDecisionForm(),
             "querystring": _querystring(request),
         },
@@ -416,10 +416,13 @@ def _review_result(request, application_id, *, message=None, error=None, form=No
     if application is None:
         raise Http404
     if request.htmx:
+        # The row is swapped in place; the status counts above the table follow out of band.
         return render(
             request,
-            "organizations/review_queue.html#row",
+            "organizations/review_queue.html#row_response",
             {
+                "oob": True,
+                "counts": _status_counts(ReviewFilterForm()),
                 "application": application,
                 "decision_form": form or ReviewDecisionForm(),
                 "row_message": message,
@@ -436,6 +439,11 @@ def _review_result(request, application_id, *, message=None, error=None, form=No
     elif message:
         messages.success(request, message)
     return redirect("organizations:review-detail", application_id=application_id)
+
+
+def _status_counts(form) -> list[tuple[str, str, int]]:
+    counts = selectors.application_status_counts()
+    return [(value, label, counts.get(value, 0)) for value, label in form.fields["status"].choices if value]
 
 
 def _querystring(request) -> str:
