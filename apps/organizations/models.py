@@ -102,6 +102,10 @@ class Organization(BaseModel):
                 name="org_company_has_corporate_number",
             ),
         ]
+        indexes = [
+            # The public directory pages through listed members in name order.
+            models.Index(fields=["name_en", "id"], condition=Q(is_listed=True), name="org_directory_order"),
+        ]
 
     def __str__(self) -> str:
         return self.name_ja
