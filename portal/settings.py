@@ -182,7 +182,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+# Publishing must not hang a request when the broker is down: the outbox sweeper re-sends later.
+_QUICK_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_TRANSPORT_OPTIONS = _QUICK_RETRY
+CELERY_TASK_PUBLISH_RETRY_POLICY = _QUICK_RETRY
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BEAT_SCHEDULE = {
+    "outbox-sweep": {"task": "apps.providers.tasks.outbox_sweep_task", "schedule": 30.0},
+    "providers-reconcile": {"task": "apps.providers.tasks.reconcile_all_task", "schedule": 600.0},
+    "providers-usage-pull": {"task": "apps.providers.tasks.usage_pull_all_task", "schedule": 300.0},
+}
 
 # --- Security ---------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -222,7 +231,18 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# --- Providers ----------------------------------------------------------------------------------
+# Shared secrets per provider slug ("kddi=…,sakura=…"); the demo uses "demo-secret-<slug>".
+PROVIDER_SECRETS = env.dict("PROVIDER_SECRETS", default={})
+PROVIDER_DEMO_SECRETS = not PRODUCTION
+PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=5.0)
+OUTBOX_BACKOFF_BASE = env.float("OUTBOX_BACKOFF_BASE", default=2.0)  # seconds; doubled per attempt
+OUTBOX_BACKOFF_MAX = env.float("OUTBOX_BACKOFF_MAX", default=600.0)
+OUTBOX_CLAIM_SECONDS = env.float("OUTBOX_CLAIM_SECONDS", default=60.0)  # a claim older than this is stale
+OUTBOX_FAILING_AFTER_ATTEMPTS = 5  # shown as failing to staff from then on (still retried)
+
 # --- Portal -----------------------------------------------------------------------------------
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024  # usage pushes carry up to 10,000 records
 DIRECTORY_PAGE_SIZE = 50
 REVIEW_QUEUE_PAGE_SIZE = 50

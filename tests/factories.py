@@ -122,3 +122,26 @@ class ApplicationFactory(factory.django.DjangoModelFactory):
     contact_name = "申請 太郎"
     contact_email = factory.LazyAttribute(lambda o: o.applicant.email)
     intended_use = "LLM の学習"
+
+
+class PoolFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "providers.ResourcePool"
+
+    provider = factory.SubFactory(ProviderFactory, slug="sakura", name_ja="さくら", name_en="Sakura")
+    code = factory.Sequence(lambda n: f"pool-{n}")
+    name = factory.Sequence(lambda n: f"Pool {n}")
+    gpu_class = "H200"
+    region = "北海道"
+    datacenter = "石狩"
+    wholesale_rate = "450.00"
+
+
+class PoolPeriodFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "providers.PoolPeriod"
+
+    pool = factory.SubFactory(PoolFactory)
+    starts_on = datetime.date(2026, 4, 1)
+    ends_on = datetime.date(2026, 7, 1)
+    capacity_gpu_hours = "10000.00"

@@ -1,0 +1,53 @@
+"""The small interface every provider adapter implements."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+class ProviderError(Exception):
+    """A call to a provider failed. ``permanent`` errors are not retried (bad request, refused
+    credentials); ``stale`` means the provider already holds a newer version of the grant."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, stale: bool = False, status: int | None = None
+    ):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.stale = stale
+        self.status = status
+
+
+@dataclass
+class QuotaState:
+    grant_id: str
+    version: int
+    status: str  # "active" or "revoked"
+    gpu_hours: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class UsageBatch:
+    records: list[dict]
+    next_cursor: str
+
+
+class ProviderAdapter:
+    """Talks to one provider. Implementations raise ProviderError for every failure."""
+
+    def __init__(self, provider, *, timeout: float):
+        self.provider = provider
+        self.timeout = timeout
+
+    def apply(self, payload: dict, *, idempotency_key: str) -> QuotaState:
+        raise NotImplementedError
+
+    def revoke(self, grant_id: str, version: int, *, idempotency_key: str) -> QuotaState:
+        raise NotImplementedError
+
+    def list_quotas(self) -> Iterator[QuotaState]:
+        raise NotImplementedError
+
+    def usage(self, cursor: str) -> UsageBatch:
+        raise NotImplementedError

@@ -1,0 +1,698 @@
+"""Quota grants and their delivery to providers; usage coming back.
+
+Delivery follows the transactional outbox: a grant change and its GrantOutbox row commit together;
+after commit a task claims the row with a conditional UPDATE, calls the adapter outside any
+transaction and records the outcome. The sweeper re-enqueues anything due or stale, so a lost
+broker message or a crashed worker loses nothing; idempotency keys and grant versions make a
+repeated delivery harmless at the provider.
+"""
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from apps.core.exceptions import ApplicationError
+from apps.governance.services import audit_record
+from apps.providers.adapters import ProviderError, get_adapter
+from apps.providers.models import (
+    DeliveryAttempt,
+    GrantDrift,
+    GrantOutbox,
+    PoolPeriod,
+    Provider,
+    QuotaGrant,
+    UsageRecord,
+)
+
+logger = logging.getLogger(__name__)
+GState = QuotaGrant.State
+OState = GrantOutbox.State
+
+
+# --- Grants -------------------------------------------------------------------------------------
+
+
+def _grant_snapshot(grant: QuotaGrant) -> dict:
+    return {
+        "organization": grant.organization_id,
+        "pool": grant.pool_id,
+        "period": grant.period_id,
+        "gpu_hours": str(grant.gpu_hours),
+        "valid_from": grant.valid_from.isoformat(),
+        "valid_until": grant.valid_until.isoformat(),
+        "version": grant.version,
+        "state": grant.state,
+        "source": grant.source,
+        "source_ref": grant.source_ref,
+    }
+
+
+def grant_payload(grant: QuotaGrant) -> dict:
+    """The body of ``PUT /quotas/{grant_id}`` (docs/provider-api.md)."""
+    return {
+        "grant_id": str(grant.public_id),
+        "version": grant.version,
+        "organization": {"id": grant.organization.slug, "name": grant.organization.name_ja},
+        "pool": grant.pool.code,
+        "gpu_class": grant.pool.gpu_class,
+        "gpu_hours": f"{grant.gpu_hours:.2f}",
+        "valid_from": f"{grant.valid_from.isoformat()}T00:00:00Z",
+        "valid_until": f"{grant.valid_until.isoformat()}T00:00:00Z",
+    }
+
+
+def _enqueue_delivery(outbox_id: int) -> None:
+    """After commit: hand the row to a worker. If the broker is down the row stays pending and
+    the sweeper sends it later, so a failure here is logged, never raised to the user."""
+    from apps.providers.tasks import outbox_deliver_task
+
+    try:
+        outbox_deliver_task.delay(outbox_id)
+    except Exception:  # broker unreachable, serialisation… the outbox row is the source of truth
+        logger.warning("could not enqueue outbox row %s; the sweeper will retry", outbox_id, exc_info=True)
+
+
+def _write_outbox(grant: QuotaGrant, operation: str, *, key_suffix: str = "") -> GrantOutbox:
+    # Older undelivered versions are superseded: the provider only needs the newest.
+    GrantOutbox.objects.filter(grant=grant, state=OState.PENDING, version__lt=grant.version).update(
+        state=OState.SUPERSEDED, completed_at=timezone.now()
+    )
+    payload = (
+        grant_payload(grant)
+        if operation == GrantOutbox.Operation.APPLY
+        else {"grant_id": str(grant.public_id)}
+    )
+    row = GrantOutbox.objects.create(
+        grant=grant,
+        provider_id=grant.pool.provider_id,
+        operation=operation,
+        version=grant.version,
+        idempotency_key=f"{grant.public_id}:v{grant.version}:{operation}{key_suffix}",
+        payload=payload,
+        next_attempt_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: _enqueue_delivery(row.pk))
+    return row
+
+
+def _check_capacity(period: PoolPeriod, gpu_hours: Decimal, *, exclude_grant_id: int | None = None) -> None:
+    granted = QuotaGrant.objects.filter(period=period, state__in=QuotaGrant.LIVE_STATES).exclude(
+        pk=exclude_grant_id
+    ).aggregate(total=Sum("gpu_hours"))["total"] or Decimal("0")
+    if granted + gpu_hours > period.capacity_gpu_hours:
+        raise ApplicationError(
+            _("Not enough capacity on %(pool)s for this period: %(free)s GPU-hours left, %(asked)s asked.")
+            % {"pool": period.pool, "free": period.capacity_gpu_hours - granted, "asked": gpu_hours},
+            code="capacity_exceeded",
+        )
+
+
+def _clean_hours(gpu_hours) -> Decimal:
+    try:
+        value = Decimal(str(gpu_hours)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError) as exc:
+        raise ApplicationError(_("GPU-hours must be a number."), code="invalid") from exc
+    if value <= 0:
+        raise ApplicationError(_("GPU-hours must be more than zero."), code="invalid")
+    return value
+
+
+@transaction.atomic
+def grant_create(
+    *,
+    organization,
+    period_id: int,
+    gpu_hours,
+    actor,
+    valid_from: date | None = None,
+    valid_until: date | None = None,
+    source: str = QuotaGrant.Source.MANUAL,
+    source_ref: str = "",
+) -> QuotaGrant:
+    """Grant GPU-hours on a pool for (part of) a period; refused beyond the period's capacity.
+
+    The period row is locked, so concurrent grants on one pool and period are checked one after
+    the other and can never add up to more than its capacity."""
+    hours = _clean_hours(gpu_hours)
+    try:
+        period = PoolPeriod.objects.select_for_update().select_related("pool__provider").get(pk=period_id)
+    except PoolPeriod.DoesNotExist as exc:
+        raise ApplicationError(_("This pool period does not exist."), code="not_found") from exc
+    valid_from = valid_from or period.starts_on
+    valid_until = valid_until or period.ends_on
+    if not (period.starts_on <= valid_from < valid_until <= period.ends_on):
+        raise ApplicationError(
+            _("A grant must lie within its pool period (%(start)s to %(end)s).")
+            % {"start": period.starts_on, "end": period.ends_on},
+            code="invalid_dates",
+        )
+    if not (period.pool.is_active and period.pool.provider.is_active):
+        raise ApplicationError(_("This pool is not active."), code="pool_inactive")
+    membership = getattr(organization, "membership", None)
+    if membership is None or membership.status != membership.Status.ACTIVE:
+        raise ApplicationError(
+            _("Only organizations with an active membership can be granted quota."),
+            code="membership_inactive",
+        )
+    _check_capacity(period, hours)
+    grant = QuotaGrant.objects.create(
+        organization=organization,
+        period=period,
+        pool=period.pool,
+        gpu_hours=hours,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        source=source,
+        source_ref=source_ref,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    grant.pool = period.pool  # keep the select_related provider for the payload
+    _write_outbox(grant, GrantOutbox.Operation.APPLY)
+    audit_record(actor=actor, action="grant.created", target=grant, after=_grant_snapshot(grant))
+    return grant
+
+
+def _lock_grant(grant_id: int) -> QuotaGrant:
+    try:
+        grant = QuotaGrant.objects.select_related("organization", "pool__provider").get(pk=grant_id)
+    except QuotaGrant.DoesNotExist as exc:
+        raise ApplicationError(_("This grant does not exist."), code="not_found") from exc
+    # Lock order everywhere: the period first, then the grant (as grant_create does).
+    PoolPeriod.objects.select_for_update().get(pk=grant.period_id)
+    return (
+        QuotaGrant.objects.select_for_update()
+        .select_related("organization", "pool__provider")
+        .get(pk=grant_id)
+    )
+
+
+@transaction.atomic
+def grant_change(*, grant_id: int, actor, gpu_hours=None, valid_until: date | None = None) -> QuotaGrant:
+    grant = _lock_grant(grant_id)
+    if grant.state in (GState.REVOKING, GState.REVOKED):
+        raise ApplicationError(_("A revoked grant cannot be changed."), code="bad_transition")
+    before = _grant_snapshot(grant)
+    if gpu_hours is not None:
+        hours = _clean_hours(gpu_hours)
+        _check_capacity(grant.period, hours, exclude_grant_id=grant.pk)
+        grant.gpu_hours = hours
+    if valid_until is not None:
+        if not (grant.valid_from < valid_until <= grant.period.ends_on):
+            raise ApplicationError(_("The new end date is outside the pool period."), code="invalid_dates")
+        grant.valid_until = valid_until
+    if _grant_snapshot(grant) == before:
+        return grant
+    grant.version = F("version") + 1
+    grant.state = GState.PENDING
+    grant.last_error = ""
+    grant.save()
+    grant.refresh_from_db(fields=["version"])
+    _write_outbox(grant, GrantOutbox.Operation.APPLY)
+    audit_record(
+        actor=actor, action="grant.changed", target=grant, before=before, after=_grant_snapshot(grant)
+    )
+    return grant
+
+
+@transaction.atomic
+def grant_revoke(*, grant_id: int, actor, reason: str = "") -> QuotaGrant:
+    grant = _lock_grant(grant_id)
+    if grant.state in (GState.REVOKING, GState.REVOKED):
+        raise ApplicationError(_("This grant is already revoked."), code="bad_transition")
+    before = _grant_snapshot(grant)
+    grant.version = F("version") + 1
+    grant.state = GState.REVOKING
+    grant.save()
+    grant.refresh_from_db(fields=["version"])
+    _write_outbox(grant, GrantOutbox.Operation.REVOKE)
+    audit_record(
+        actor=actor,
+        action="grant.revoked",
+        target=grant,
+        before=before,
+        after={**_grant_snapshot(grant), "reason": reason},
+    )
+    return grant
+
+
+@transaction.atomic
+def grant_resend(*, grant_id: int, actor) -> GrantOutbox:
+    """Send the grant's current version again (after a permanent failure was fixed, or drift)."""
+    grant = _lock_grant(grant_id)
+    operation = (
+        GrantOutbox.Operation.REVOKE
+        if grant.state in (GState.REVOKING, GState.REVOKED)
+        else (GrantOutbox.Operation.APPLY)
+    )
+    GrantOutbox.objects.filter(grant=grant, state__in=[OState.PENDING, OState.FAILED]).update(
+        state=OState.SUPERSEDED, completed_at=timezone.now()
+    )
+    resends = GrantOutbox.objects.filter(grant=grant, version=grant.version).count()
+    if grant.state == GState.FAILED:
+        grant.state = GState.PENDING
+    elif grant.state == GState.REVOKED:
+        grant.state = GState.REVOKING
+    grant.last_error = ""
+    grant.save(update_fields=["state", "last_error", "updated_at"])
+    row = _write_outbox(grant, operation, key_suffix=f":resend{resends}")
+    audit_record(
+        actor=actor, action="grant.resent", target=grant, after={"version": grant.version, "outbox": row.pk}
+    )
+    return row
+
+
+# --- Delivery -----------------------------------------------------------------------------------
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with full jitter: uniform in [base/2, base * 2^(attempts-1)], capped."""
+    ceiling = min(settings.OUTBOX_BACKOFF_MAX, settings.OUTBOX_BACKOFF_BASE * (2 ** max(attempts - 1, 0)))
+    return random.uniform(min(settings.OUTBOX_BACKOFF_BASE / 2, ceiling), ceiling)
+
+
+@dataclass
+class DeliveryOutcome:
+    result: str  # "done", "retry", "failed", "skipped"
+    retry_in: float = 0.0
+    error: str = ""
+
+
+def _claim(outbox_id: int) -> bool:
+    now = timezone.now()
+    return bool(
+        GrantOutbox.objects.filter(pk=outbox_id)
+        .filter(
+            Q(state=OState.PENDING, next_attempt_at__lte=now)
+            | Q(state=OState.IN_FLIGHT, claimed_until__lt=now)
+        )
+        .update(
+            state=OState.IN_FLIGHT,
+            claimed_until=now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
+    """Send one outbox row to its provider, at most one worker at a time."""
+    if not _claim(outbox_id):
+        return DeliveryOutcome("skipped")
+    row = GrantOutbox.objects.select_related("provider").get(pk=outbox_id)
+    QuotaGrant.objects.filter(pk=row.grant_id, version=row.version, state=GState.PENDING).update(
+        state=GState.SENT
+    )
+    started = time.monotonic()
+    error: ProviderError | None = None
+    try:
+        adapter = get_adapter(row.provider)
+        if row.operation == GrantOutbox.Operation.APPLY:
+            adapter.apply(row.payload, idempotency_key=row.idempotency_key)
+        else:
+            adapter.revoke(row.payload["grant_id"], row.version, idempotency_key=row.idempotency_key)
+    except ProviderError as exc:
+        error = exc
+    duration_ms = int((time.monotonic() - started) * 1000)
+    DeliveryAttempt.objects.create(
+        provider_id=row.provider_id,
+        outbox_id=row.pk,
+        ok=error is None or error.stale,
+        error=(error.message if error else "")[:500],
+        duration_ms=duration_ms,
+    )
+    return _record_outcome(row.pk, error)
+
+
+@transaction.atomic
+def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutcome:
+    row = GrantOutbox.objects.select_for_update().get(pk=outbox_id)
+    if row.state != OState.IN_FLIGHT:
+        return DeliveryOutcome("skipped")  # superseded or re-claimed meanwhile
+    now = timezone.now()
+    if error is not None and not error.permanent and not error.stale:
+        delay = backoff_seconds(row.attempts)
+        row.state = OState.PENDING
+        row.next_attempt_at = now + timedelta(seconds=delay)
+        row.claimed_until = None
+        row.last_error = error.message[:2000]
+        row.save(update_fields=["state", "next_attempt_at", "claimed_until", "last_error"])
+        QuotaGrant.objects.filter(pk=row.grant_id, version=row.version).update(
+            last_error=error.message[:2000]
+        )
+        return DeliveryOutcome("retry", retry_in=delay, error=error.message)
+
+    grant = QuotaGrant.objects.select_for_update().get(pk=row.grant_id)
+    current = grant.version == row.version
+    row.completed_at = now
+    row.claimed_until = None
+    if error is None or error.stale:
+        row.state = OState.DONE if error is None else OState.SUPERSEDED
+        row.last_error = ""
+        row.save(update_fields=["state", "completed_at", "claimed_until", "last_error"])
+        if current and error is None:
+            before = grant.state
+            if row.operation == GrantOutbox.Operation.APPLY:
+                grant.state, grant.applied_version = GState.ACTIVE, row.version
+            else:
+                grant.state = GState.REVOKED
+            grant.last_error = ""
+            grant.save(update_fields=["state", "applied_version", "last_error", "updated_at"])
+            audit_record(
+                actor=None,
+                action=f"grant.{'applied' if grant.state == GState.ACTIVE else 'revoke_applied'}",
+                target=grant,
+                before={"state": before},
+                after={"state": grant.state, "version": row.version},
+            )
+        return DeliveryOutcome("done")
+
+    row.state = OState.FAILED
+    row.last_error = error.message[:2000]
+    row.save(update_fields=["state", "completed_at", "claimed_until", "last_error"])
+    if current:
+        before = grant.state
+        grant.state = GState.FAILED
+        grant.last_error = error.message[:2000]
+        grant.save(update_fields=["state", "last_error", "updated_at"])
+        audit_record(
+            actor=None,
+            action="grant.failed",
+            target=grant,
+            before={"state": before},
+            after={"state": GState.FAILED, "error": error.message[:500]},
+        )
+    return DeliveryOutcome("failed", error=error.message)
+
+
+def outbox_due_ids(*, limit: int = 1000) -> list[int]:
+    now = timezone.now()
+    return list(
+        GrantOutbox.objects.filter(
+            Q(state=OState.PENDING, next_attempt_at__lte=now)
+            | Q(state=OState.IN_FLIGHT, claimed_until__lt=now)
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def outbox_sweep(*, limit: int = 1000) -> int:
+    """Re-enqueue every row that is due or whose claim expired (a crashed worker)."""
+    ids = outbox_due_ids(limit=limit)
+    for outbox_id in ids:
+        _enqueue_delivery(outbox_id)
+    return len(ids)
+
+
+# --- Reconciliation -----------------------------------------------------------------------------
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    missing: int = 0
+    extra: int = 0
+    different: int = 0
+    resolved: int = 0
+    error: str = ""
+
+
+def provider_reconcile(*, provider_id: int) -> ReconcileReport:
+    """Compare the provider's quotas with the settled grants of its pools; record drift."""
+    provider = Provider.objects.get(pk=provider_id)
+    report = ReconcileReport()
+    try:
+        theirs = {q.grant_id: q for q in get_adapter(provider).list_quotas()}
+    except ProviderError as exc:
+        report.error = exc.message
+        return report
+    unsettled = set(
+        GrantOutbox.objects.filter(
+            provider=provider, state__in=[OState.PENDING, OState.IN_FLIGHT]
+        ).values_list("grant_id", flat=True)
+    )
+    found: set[tuple[str, str]] = set()
+    grants = QuotaGrant.objects.filter(pool__provider=provider).exclude(pk__in=unsettled)
+    known_ids = set()
+    for grant in grants.only("pk", "public_id", "version", "state", "gpu_hours").iterator(chunk_size=2000):
+        gid = str(grant.public_id)
+        known_ids.add(gid)
+        report.checked += 1
+        q = theirs.get(gid)
+        ours = {"version": grant.version, "state": grant.state, "gpu_hours": f"{grant.gpu_hours:.2f}"}
+        if grant.state == GState.ACTIVE:
+            if q is None or q.status != "active":
+                found.add((gid, GrantDrift.Kind.MISSING))
+                _drift(provider, grant, gid, GrantDrift.Kind.MISSING, ours, q)
+            elif q.version != grant.version or _hours(q.gpu_hours) != grant.gpu_hours:
+                found.add((gid, GrantDrift.Kind.DIFFERENT))
+                _drift(provider, grant, gid, GrantDrift.Kind.DIFFERENT, ours, q)
+        elif grant.state == GState.REVOKED and q is not None and q.status == "active":
+            found.add((gid, GrantDrift.Kind.DIFFERENT))
+            _drift(provider, grant, gid, GrantDrift.Kind.DIFFERENT, ours, q)
+    all_ids = set(QuotaGrant.objects.filter(pool__provider=provider).values_list("public_id", flat=True))
+    all_ids = {str(x) for x in all_ids}
+    for gid, q in theirs.items():
+        if gid not in all_ids and q.status == "active":
+            found.add((gid, GrantDrift.Kind.EXTRA))
+            _drift(provider, None, gid, GrantDrift.Kind.EXTRA, None, q)
+    for kind in GrantDrift.Kind.values:
+        report_count = sum(1 for _gid, k in found if k == kind)
+        setattr(report, kind, report_count)
+    # Open drifts that no longer differ resolve themselves.
+    for drift in GrantDrift.objects.filter(provider=provider, resolved_at__isnull=True):
+        if (drift.grant_public_id, drift.kind) not in found and (
+            drift.grant_id is None or drift.grant_id not in unsettled
+        ):
+            drift.resolved_at = timezone.now()
+            drift.resolution = GrantDrift.Resolution.VANISHED
+            drift.save(update_fields=["resolved_at", "resolution"])
+            report.resolved += 1
+    return report
+
+
+def _hours(text: str) -> Decimal | None:
+    try:
+        return Decimal(text).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _drift(provider, grant, gid, kind, ours, q) -> None:
+    theirs = None if q is None else {"version": q.version, "status": q.status, "gpu_hours": q.gpu_hours}
+    drift, created = GrantDrift.objects.get_or_create(
+        provider=provider,
+        grant_public_id=gid,
+        kind=kind,
+        resolved_at=None,
+        defaults={"grant": grant, "ours": ours, "theirs": theirs},
+    )
+    if not created and (drift.ours != ours or drift.theirs != theirs):
+        drift.ours, drift.theirs = ours, theirs
+        drift.save(update_fields=["ours", "theirs"])
+
+
+@transaction.atomic
+def drift_resend(*, drift_id: int, actor) -> GrantDrift:
+    drift = GrantDrift.objects.select_for_update().get(pk=drift_id)
+    if drift.resolved_at:
+        raise ApplicationError(_("This difference is already resolved."), code="bad_transition")
+    if drift.grant_id is None:
+        raise ApplicationError(
+            _("The portal has no grant to send for this quota; accept it or ask the provider to remove it."),
+            code="nothing_to_send",
+        )
+    grant_resend(grant_id=drift.grant_id, actor=actor)
+    drift.resolved_at, drift.resolution, drift.resolved_by = (
+        timezone.now(),
+        GrantDrift.Resolution.RESENT,
+        actor,
+    )
+    drift.save(update_fields=["resolved_at", "resolution", "resolved_by"])
+    audit_record(
+        actor=actor,
+        action="drift.resent",
+        target=drift,
+        after={"kind": drift.kind, "grant": drift.grant_public_id},
+    )
+    return drift
+
+
+@transaction.atomic
+def drift_accept(*, drift_id: int, actor, note: str = "") -> GrantDrift:
+    drift = GrantDrift.objects.select_for_update().get(pk=drift_id)
+    if drift.resolved_at:
+        raise ApplicationError(_("This difference is already resolved."), code="bad_transition")
+    drift.resolved_at, drift.resolution, drift.resolved_by = (
+        timezone.now(),
+        GrantDrift.Resolution.ACCEPTED,
+        actor,
+    )
+    drift.save(update_fields=["resolved_at", "resolution", "resolved_by"])
+    audit_record(
+        actor=actor,
+        action="drift.accepted",
+        target=drift,
+        after={"kind": drift.kind, "grant": drift.grant_public_id, "note": note},
+    )
+    return drift
+
+
+# --- Usage --------------------------------------------------------------------------------------
+
+
+class UsageRejected(Exception):
+    """A push with invalid records; ``errors`` lists each bad record. Nothing was written."""
+
+    def __init__(self, errors: list[dict]):
+        super().__init__(f"{len(errors)} invalid usage records")
+        self.errors = errors
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    skipped: list[dict] = field(default_factory=list)
+
+
+MAX_HOURS_PER_RECORD = Decimal("1000000")
+
+
+def _parse_time(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    parsed = parse_datetime(value)
+    if parsed is None or parsed.tzinfo is None:
+        return None
+    return parsed
+
+
+def usage_ingest(
+    *, provider: Provider, records: list, strict: bool = True, chunk_size: int = 5000
+) -> IngestResult:
+    """Store usage records idempotently on (provider, record_id).
+
+    strict (pushes): any invalid record refuses the whole batch with per-record errors.
+    not strict (pulls): invalid records are skipped and reported in ``skipped``."""
+    if not isinstance(records, list):
+        raise UsageRejected([{"index": None, "errors": {"records": [_("Expected a list of records.")]}}])
+    grant_ids = {
+        r.get("grant_id") for r in records if isinstance(r, dict) and isinstance(r.get("grant_id"), str)
+    }
+    grant_map: dict[str, int] = {}
+    wanted = list(grant_ids)
+    for i in range(0, len(wanted), chunk_size):
+        part = [g for g in wanted[i : i + chunk_size] if _looks_like_uuid(g)]
+        grant_map.update(
+            (str(public_id), pk)
+            for public_id, pk in QuotaGrant.objects.filter(
+                pool__provider=provider, public_id__in=part
+            ).values_list("public_id", "pk")
+        )
+    rows: dict[str, UsageRecord] = {}
+    errors: list[dict] = []
+    duplicates_in_batch = 0
+    for index, record in enumerate(records):
+        problems: dict[str, list[str]] = {}
+        if not isinstance(record, dict):
+            errors.append(
+                {"index": index, "record_id": None, "errors": {"record": [_("Expected an object.")]}}
+            )
+            continue
+        record_id = record.get("record_id")
+        if not isinstance(record_id, str) or not 0 < len(record_id) <= 100:
+            problems["record_id"] = [_("A record id of 1 to 100 characters is required.")]
+        grant_pk = grant_map.get(record.get("grant_id"))
+        if grant_pk is None:
+            problems["grant_id"] = [_("Unknown grant for this provider.")]
+        try:
+            hours = Decimal(str(record.get("gpu_hours")))
+            if not hours.is_finite() or hours < 0 or hours > MAX_HOURS_PER_RECORD:
+                raise InvalidOperation
+            hours = hours.quantize(Decimal("0.0001"))
+        except (InvalidOperation, ValueError):
+            problems["gpu_hours"] = [_("GPU-hours must be a number between 0 and 1,000,000.")]
+            hours = None
+        started, ended = _parse_time(record.get("started_at")), _parse_time(record.get("ended_at"))
+        if started is None:
+            problems["started_at"] = [_("An RFC 3339 time with a time zone is required.")]
+        if ended is None:
+            problems["ended_at"] = [_("An RFC 3339 time with a time zone is required.")]
+        if started and ended and ended < started:
+            problems["ended_at"] = [_("The interval ends before it starts.")]
+        if problems:
+            errors.append(
+                {
+                    "index": index,
+                    "record_id": record_id if isinstance(record_id, str) else None,
+                    "errors": problems,
+                }
+            )
+            continue
+        if record_id in rows:
+            duplicates_in_batch += 1
+            continue
+        rows[record_id] = UsageRecord(
+            provider=provider,
+            record_id=record_id,
+            grant_id=grant_pk,
+            gpu_hours=hours,
+            started_at=started,
+            ended_at=ended,
+        )
+    if errors and strict:
+        raise UsageRejected(errors)
+    result = IngestResult(duplicates=duplicates_in_batch, skipped=errors)
+    ids = list(rows)
+    with transaction.atomic():
+        for i in range(0, len(ids), chunk_size):
+            part = ids[i : i + chunk_size]
+            existing = set(
+                UsageRecord.objects.filter(provider=provider, record_id__in=part).values_list(
+                    "record_id", flat=True
+                )
+            )
+            new = [rows[r] for r in part if r not in existing]
+            UsageRecord.objects.bulk_create(new, batch_size=chunk_size, ignore_conflicts=True)
+            result.accepted += len(new)
+            result.duplicates += len(existing)
+    return result
+
+
+def _looks_like_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def usage_pull(*, provider_id: int, max_pages: int = 100) -> IngestResult:
+    """Pull usage through the adapter from the stored cursor; the cursor advances with each batch."""
+    provider = Provider.objects.get(pk=provider_id)
+    adapter = get_adapter(provider)
+    total = IngestResult()
+    for _page in range(max_pages):
+        batch = adapter.usage(provider.usage_cursor)
+        if not batch.records:
+            break
+        with transaction.atomic():
+            result = usage_ingest(provider=provider, records=batch.records, strict=False)
+            Provider.objects.filter(pk=provider.pk).update(usage_cursor=batch.next_cursor)
+        provider.usage_cursor = batch.next_cursor
+        total.accepted += result.accepted
+        total.duplicates += result.duplicates
+        total.skipped.extend(result.skipped)
+    return total
