@@ -2,7 +2,7 @@ import pytest
 
 from apps.providers import signing
 
-BODY = '{"grant_id": "g"}'.encode()
+BODY = b'{"grant_id": "g"}'
 
 
 def _verify(headers, **overrides):
