@@ -10,7 +10,7 @@ PORT ?= 8000
 .PHONY: run test setup system-deps system-deps-test messages migrate demo lint totp bench clean
 
 run: setup migrate demo  ## Install, migrate, load the demo and serve on http://127.0.0.1:8000
-	DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
+	DEBUG=1 $(PY) manage.py rundemo $(HOST):$(PORT)
 
 test: setup system-deps-test  ## Run the whole test suite (DATABASE_URL etc. from the environment)
 	$(PY) -m pytest

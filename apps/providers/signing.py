@@ -65,5 +65,7 @@ def verify(
     if not signature.startswith("v1="):
         raise SignatureError("unknown signature version")
     expected = hmac.new(secret.encode(), _message(timestamp, method, path, body), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature[3:]):
+    provided = signature[3:]
+    # compare_digest raises TypeError on non-ASCII str; such a signature cannot match anyway.
+    if not provided.isascii() or not hmac.compare_digest(expected, provided):
         raise SignatureError("signature does not match")

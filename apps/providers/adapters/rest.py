@@ -13,7 +13,7 @@ def _state(data: dict) -> QuotaState:
             grant_id=str(data["grant_id"]),
             version=int(data["version"]),
             status=str(data["status"]),
-            gpu_hours=str(data.get("gpu_hours", "")),
+            gpu_hours=str(data.get("gpu_hours") or ""),
             extra={k: v for k, v in data.items() if k not in ("grant_id", "version", "status", "gpu_hours")},
         )
     except (KeyError, TypeError, ValueError) as exc:

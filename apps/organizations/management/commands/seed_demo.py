@@ -3,6 +3,7 @@ with printed logins, and membership applications in every state. Built through t
 so the audit chain is real. Safe to run twice: it does nothing if the demo is already there."""
 
 import datetime
+from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.totp.internal.auth import TOTP
@@ -13,10 +14,12 @@ from django.test.utils import override_settings
 from apps.accounts.models import User
 from apps.core.validators import corporate_number_check_digit
 from apps.organizations import services
-from apps.organizations.models import MembershipApplication, ParticipationTerms
-from apps.providers.models import Provider
+from apps.organizations.models import MembershipApplication, Organization, ParticipationTerms
+from apps.providers import services as grant_services
+from apps.providers.models import PoolPeriod, Provider, ResourcePool
 
 DEMO_PASSWORD = "gpu-alliance-demo"
+SIMULATOR_BASE_PORT = 8101  # provider simulators of the demo: 8101 (kddi), 8102 (sakura), 8103 (highreso)
 # Published on purpose: the demo secretariat account's TOTP secret (see `manage.py demo_totp`).
 DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPGPUALLIANCEDEMO2"
 
@@ -213,6 +216,85 @@ ORGANIZATIONS = [
     ),
 ]
 
+FY2026_QUARTERS = [
+    (datetime.date(2026, 4, 1), datetime.date(2026, 7, 1)),
+    (datetime.date(2026, 7, 1), datetime.date(2026, 10, 1)),
+    (datetime.date(2026, 10, 1), datetime.date(2027, 1, 1)),
+    (datetime.date(2027, 1, 1), datetime.date(2027, 4, 1)),
+]
+
+# (provider, code, name, GPU class, vendor, region, data centre, JPY per GPU-hour, GPU-hours per quarter)
+POOLS = [
+    (
+        "kddi",
+        "kddi-sakai-gb200",
+        "GB200 NVL72 ラック",
+        "GB200",
+        "nvidia",
+        "大阪",
+        "堺 DC",
+        "980.00",
+        "120000",
+    ),
+    (
+        "sakura",
+        "sakura-ishikari-b200",
+        "高火力 B200",
+        "B200",
+        "nvidia",
+        "北海道",
+        "石狩 DC",
+        "720.00",
+        "90000",
+    ),
+    (
+        "sakura",
+        "sakura-ishikari-h200",
+        "高火力 H200",
+        "H200",
+        "nvidia",
+        "北海道",
+        "石狩 DC",
+        "520.00",
+        "150000",
+    ),
+    (
+        "sakura",
+        "sakura-ishikari-mi300x",
+        "MI300X 検証環境",
+        "MI300X",
+        "amd",
+        "北海道",
+        "石狩 DC",
+        "430.00",
+        "8000",
+    ),
+    (
+        "highreso",
+        "highreso-kagawa-h200",
+        "GPUSOROBAN H200",
+        "H200",
+        "nvidia",
+        "香川",
+        "高松 DC",
+        "380.00",
+        "110000",
+    ),
+]
+
+# (organization slug, pool code, GPU-hours) for the current quarter
+DEMO_GRANTS = [
+    ("neuroforge-inc", "highreso-kagawa-h200", "24000"),
+    ("neuroforge-inc", "sakura-ishikari-b200", "12000"),
+    ("mirai-pharmaceutical-co-ltd", "sakura-ishikari-h200", "18000"),
+    ("toto-motor-industries", "kddi-sakai-gb200", "30000"),
+    ("kanade-ai-inc", "sakura-ishikari-h200", "6000"),
+    ("yatagarasu-robotics-inc", "kddi-sakai-gb200", "9000"),
+    ("tokyo-institute-of-advanced-science", "sakura-ishikari-mi300x", "3000"),
+    ("tokyo-institute-of-advanced-science", "highreso-kagawa-h200", "15000"),
+    ("national-center-for-ai-safety", "kddi-sakai-gb200", "8000"),
+]
+
 APPLICATIONS = [  # (state, name_ja, name_en, kind, provider, applicant e-mail, applicant name)
     (
         "draft",
@@ -298,9 +380,16 @@ class Command(BaseCommand):
 
     def _load(self):
         providers = {}
-        for slug, ja, en, url, dja, den in PROVIDERS:
+        for port, (slug, ja, en, url, dja, den) in enumerate(PROVIDERS, start=SIMULATOR_BASE_PORT):
             providers[slug] = Provider.objects.create(
-                slug=slug, name_ja=ja, name_en=en, homepage=url, description_ja=dja, description_en=den
+                slug=slug,
+                name_ja=ja,
+                name_en=en,
+                homepage=url,
+                description_ja=dja,
+                description_en=den,
+                api_base_url=f"http://127.0.0.1:{port}/v1",
+                api_key_id=f"{slug}-demo",
             )
         ParticipationTerms.objects.create(
             version="1.0",
@@ -396,6 +485,38 @@ class Command(BaseCommand):
                     reason="国内データセンターでの処理という参加条件を満たしていません。",
                 )
         assert MembershipApplication.objects.count() == len(ORGANIZATIONS) + len(APPLICATIONS)
+        self._load_pools_and_grants(providers, staff)
+
+    def _load_pools_and_grants(self, providers, staff):
+        """Pools at each provider, fiscal-year 2026 quarters as capacity periods, and grants for
+        the current quarter (delivered to the simulators when the demo starts)."""
+        periods = {}
+        for slug, code, name, gpu_class, vendor, region, dc, rate, quarterly in POOLS:
+            pool = ResourcePool.objects.create(
+                provider=providers[slug],
+                code=code,
+                name=name,
+                gpu_class=gpu_class,
+                vendor=vendor,
+                region=region,
+                datacenter=dc,
+                data_residency="jp",
+                wholesale_rate=Decimal(rate),
+            )
+            for starts, ends in FY2026_QUARTERS:
+                periods[(code, starts)] = PoolPeriod.objects.create(
+                    pool=pool, starts_on=starts, ends_on=ends, capacity_gpu_hours=Decimal(quarterly)
+                )
+        orgs = {o.slug: o for o in Organization.objects.select_related("membership")}
+        quarter = FY2026_QUARTERS[2][0]
+        for org_slug, code, hours in DEMO_GRANTS:
+            grant_services.grant_create(
+                organization=orgs[org_slug],
+                period_id=periods[(code, quarter)].pk,
+                gpu_hours=hours,
+                actor=staff,
+                source_ref="demo",
+            )
 
     @staticmethod
     def _app_data(name_ja, name_en, kind, number, provider, email, person, tier):
