@@ -122,7 +122,7 @@ class Command(BaseCommand):
                     continue
             try:
                 usage_pull(provider_id=provider.pk)
-            except Exception as exc:  # noqa: BLE001 — the demo keeps running; the UI shows health
+            except Exception as exc:
                 self.stderr.write(f"usage pull from {provider.slug} failed: {exc}")
         if sent:
             self.stdout.write(f"Outbox sweeper sent {sent} messages.")
@@ -131,5 +131,5 @@ class Command(BaseCommand):
         while not stop.wait(every):
             try:
                 self._sweep_and_pull()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.stderr.write(f"sweeper: {exc}")
