@@ -145,3 +145,50 @@ class PoolPeriodFactory(factory.django.DjangoModelFactory):
     starts_on = datetime.date(2026, 4, 1)
     ends_on = datetime.date(2026, 7, 1)
     capacity_gpu_hours = "10000.00"
+
+
+class ProviderOperatorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "providers.ProviderOperator"
+
+    provider = factory.SubFactory(ProviderFactory, slug="sakura", name_ja="さくら", name_en="Sakura")
+    user = factory.SubFactory(UserFactory)
+
+
+class QuotaGrantFactory(factory.django.DjangoModelFactory):
+    """A grant made through ``services.grant_create`` (capacity check, outbox row, audit event).
+
+    ``state=`` then moves it as delivery would (e.g. "active" with its version applied), for
+    tests that need a grant the provider already has; no provider is called."""
+
+    class Meta:
+        model = "providers.QuotaGrant"
+
+    organization = factory.SubFactory(OrganizationFactory)
+    period = factory.SubFactory(PoolPeriodFactory)
+    gpu_hours = "100.00"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from apps.providers import services
+
+        state = kwargs.pop("state", None)
+        period = kwargs.pop("period")
+        grant = services.grant_create(period_id=period.pk, actor=kwargs.pop("actor", None), **kwargs)
+        if state:
+            applied = grant.version if state == "active" else None
+            model_class.objects.filter(pk=grant.pk).update(state=state, applied_version=applied)
+            grant.refresh_from_db()
+        return grant
+
+
+class UsageRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "providers.UsageRecord"
+
+    grant = factory.SubFactory(QuotaGrantFactory)
+    provider = factory.LazyAttribute(lambda o: o.grant.pool.provider)
+    record_id = factory.Sequence(lambda n: f"rec-{n}")
+    gpu_hours = "10.0000"
+    started_at = factory.LazyFunction(lambda: timezone.now() - datetime.timedelta(hours=2))
+    ended_at = factory.LazyFunction(lambda: timezone.now() - datetime.timedelta(hours=1))

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
@@ -137,7 +137,7 @@ class QuotaGrant(BaseModel):
         MANUAL = "manual", _("Manual")
 
     class State(models.TextChoices):
-        PENDING = "pending", _("Pending")
+        PENDING = "pending", pgettext_lazy("grant state", "Pending")
         SENT = "sent", _("Sent")
         ACTIVE = "active", _("Active at provider")
         REVOKING = "revoking", _("Revoking")
@@ -208,7 +208,7 @@ class GrantOutbox(models.Model):
         REVOKE = "revoke", _("Revoke")
 
     class State(models.TextChoices):
-        PENDING = "pending", _("Pending")
+        PENDING = "pending", pgettext_lazy("delivery state", "Pending")
         IN_FLIGHT = "in_flight", _("In flight")
         DONE = "done", _("Done")
         SUPERSEDED = "superseded", _("Superseded")

@@ -112,7 +112,11 @@ def _check_capacity(period: PoolPeriod, gpu_hours: Decimal, *, exclude_grant_id:
     if granted + gpu_hours > period.capacity_gpu_hours:
         raise ApplicationError(
             _("Not enough capacity on %(pool)s for this period: %(free)s GPU-hours left, %(asked)s asked.")
-            % {"pool": period.pool, "free": period.capacity_gpu_hours - granted, "asked": gpu_hours},
+            % {
+                "pool": f"{period.pool.name} ({period.pool.gpu_class})",
+                "free": f"{period.capacity_gpu_hours - granted:,.2f}",
+                "asked": f"{gpu_hours:,.2f}",
+            },
             code="capacity_exceeded",
         )
 

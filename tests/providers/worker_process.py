@@ -146,20 +146,25 @@ class CeleryWorker:
 def publishing_to(broker_url: str):
     """Make this process publish tasks to ``broker_url`` (instead of running them eagerly)."""
     conf = celery_app.conf
-    saved = (conf.task_always_eager, conf.broker_url)
+    saved = (conf.task_always_eager, conf.broker_url, os.environ.get("CELERY_BROKER_URL"))
     conf.task_always_eager = False
     conf.broker_url = broker_url
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    os.environ["CELERY_BROKER_URL"] = broker_url
     _reset_pools()
     try:
         yield
     finally:
-        conf.task_always_eager, conf.broker_url = saved
+        conf.task_always_eager, conf.broker_url, env_url = saved
+        if env_url is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = env_url
         _reset_pools()
 
 
 def _reset_pools() -> None:
-    """Forget cached broker connections and producers, so the next publish uses the new URL."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    """Forget cached broker connections and producers, so the next publish uses the new URL.
+    (Not closed: kombu keeps pools in a global registry and would hand the closed one back.)"""
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
