@@ -128,8 +128,17 @@ class Command(BaseCommand):
             self.stdout.write(f"Outbox sweeper sent {sent} messages.")
 
     def _sweeper(self, stop, every):
+        """What celery beat does in production: sweep the outbox, pull usage, reconcile now and then."""
+        from apps.providers.models import Provider
+        from apps.providers.services import provider_reconcile
+
+        rounds = 0
         while not stop.wait(every):
+            rounds += 1
             try:
                 self._sweep_and_pull()
-            except Exception as exc:
+                if rounds % 20 == 0:
+                    for provider_id in Provider.objects.exclude(api_base_url="").values_list("pk", flat=True):
+                        provider_reconcile(provider_id=provider_id)
+            except Exception as exc:  # the demo keeps running; the provider console shows health
                 self.stderr.write(f"sweeper: {exc}")
