@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.governance",
     "apps.providers",
+    "apps.allocations",
     "apps.organizations",
 ]
 

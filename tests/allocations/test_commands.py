@@ -1,0 +1,182 @@
+"""``manage.py allocate``: the engine on a JSON file, as documented in docs/allocation-format.md."""
+
+import json
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+INSTANCE = {
+    "pools": [
+        {"id": "hokkaido-h200", "class": "H200", "capacity": 800},
+        {"id": "osaka-h200", "class": "H200", "capacity": 400},
+        {"id": "tokyo-b200", "class": "B200", "capacity": 300},
+    ],
+    "requests": [
+        {"org": "kyoto-u", "class": "H200", "demand": 700, "weight": 1},
+        {
+            "org": "medi-lab",
+            "class": "H200",
+            "demand": 600,
+            "weight": 2,
+            "floor": 100,
+            "pools": ["osaka-h200"],
+        },
+        {"org": "startup-a", "class": "H200", "demand": 200},
+        {"org": "startup-b", "class": "H200", "demand": 500, "weight": 0.5},
+        {"org": "kyoto-u", "class": "B200", "demand": 400},
+        {"org": "startup-a", "class": "B200", "demand": 100},
+    ],
+}
+
+
+@pytest.fixture
+def instance_file(tmp_path):
+    path = tmp_path / "instance.json"
+    path.write_text(json.dumps(INSTANCE), encoding="utf-8")
+    return path
+
+
+def test_it_writes_the_documented_result(instance_file, tmp_path):
+    output = tmp_path / "result.json"
+
+    call_command("allocate", input=str(instance_file), output=str(output))
+
+    result = json.loads(output.read_text(encoding="utf-8"))
+    h200 = next(c for c in result["classes"] if c["class"] == "H200")
+    assert h200["bottlenecks"] == [
+        {"level": 200.0, "pools": ["osaka-h200"]},
+        {"level": 400.0, "pools": ["hokkaido-h200"]},
+    ]
+    lines = {(a["org"], a["class"]): a for a in result["allocations"]}
+    assert {key: a["granted"] for key, a in lines.items()} == {
+        ("kyoto-u", "B200"): 200,
+        ("startup-a", "B200"): 100,
+        ("kyoto-u", "H200"): 400,
+        ("medi-lab", "H200"): 400,
+        ("startup-a", "H200"): 200,
+        ("startup-b", "H200"): 200,
+    }
+    assert lines["medi-lab", "H200"] == {
+        "org": "medi-lab",
+        "class": "H200",
+        "demand": 600,
+        "weight": 2.0,
+        "floor": 100,
+        "granted": 400,
+        "exact": 400.0,
+        "level": 200.0,
+        "stopped": "pools_exhausted",
+        "exhausted_pools": ["osaka-h200"],
+        "bottleneck": 0,
+        "placement": {"osaka-h200": 400},
+    }
+    assert lines["kyoto-u", "H200"]["placement"] == {"hokkaido-h200": 400}
+
+
+def test_the_documented_example_is_what_the_command_prints(instance_file):
+    out = StringIO()
+    call_command("allocate", input=str(instance_file), stdout=out)
+
+    doc = (ROOT / "docs/allocation-format.md").read_text(encoding="utf-8")
+    documented_instance = json.loads(doc.split("```json\n")[1].split("```")[0])
+    assert documented_instance == INSTANCE
+    result = json.loads(out.getvalue())
+    documented_result = json.loads(doc.split("```json\n")[2].split("```")[0])
+    for documented_class in documented_result["classes"]:
+        assert documented_class in result["classes"]
+    for documented_line in documented_result["allocations"]:
+        assert documented_line in result["allocations"]
+
+
+def test_it_prints_to_stdout_without_output(instance_file):
+    out = StringIO()
+
+    call_command("allocate", input=str(instance_file), stdout=out)
+
+    assert json.loads(out.getvalue())["classes"][0]["class"] == "B200"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "{not json",
+            "is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)",
+        ),
+        (json.dumps({"pools": [], "requests": [{"org": "a", "class": "H200", "demand": -1}]}), "has no pool"),
+        (
+            json.dumps(
+                {
+                    "pools": [{"id": "p", "class": "H200", "capacity": 10}],
+                    "requests": [{"org": "a", "class": "H200", "demand": 20, "floor": 15}],
+                }
+            ),
+            "the floors of a add up to 15 GPU-hours, but the pools they may use (p) hold only 10 GPU-hours.",
+        ),
+        (
+            json.dumps({"pools": [{"id": "p", "class": "H200", "capacity": "ten"}], "requests": []}),
+            "the capacity must be a whole number of GPU-hours, not 'ten'",
+        ),
+    ],
+)
+def test_bad_input_is_refused_and_writes_nothing(tmp_path, content, message):
+    source = tmp_path / "instance.json"
+    source.write_text(content, encoding="utf-8")
+    output = tmp_path / "result.json"
+
+    with pytest.raises(CommandError) as caught:
+        call_command("allocate", input=str(source), output=str(output))
+
+    assert message in str(caught.value)
+    assert not output.exists()
+    assert list(tmp_path.iterdir()) == [source]
+
+
+def test_a_refused_instance_leaves_an_earlier_result_untouched(tmp_path):
+    source = tmp_path / "instance.json"
+    source.write_text(json.dumps({"pools": [], "requests": [], "x": 1}), encoding="utf-8")
+    output = tmp_path / "result.json"
+    output.write_text("earlier", encoding="utf-8")
+
+    with pytest.raises(CommandError, match='unknown key "x"'):
+        call_command("allocate", input=str(source), output=str(output))
+
+    assert output.read_text(encoding="utf-8") == "earlier"
+
+
+def test_a_missing_input_file_is_reported(tmp_path):
+    with pytest.raises(CommandError, match=r"cannot read .*missing\.json"):
+        call_command("allocate", input=str(tmp_path / "missing.json"))
+
+
+def test_it_exits_non_zero_with_the_problems_on_stderr(tmp_path):
+    source = tmp_path / "instance.json"
+    source.write_text(json.dumps({"pools": [], "requests": [{"org": "a", "class": "H200", "demand": -1}]}))
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "allocate",
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "the demand must not be negative (-1)" in result.stderr
+    assert 'class "H200" has no pool (request lines 1)' in result.stderr
+    assert not (tmp_path / "r.json").exists()
