@@ -192,3 +192,24 @@ class UsageRecordFactory(factory.django.DjangoModelFactory):
     gpu_hours = "10.0000"
     started_at = factory.LazyFunction(lambda: timezone.now() - datetime.timedelta(hours=2))
     ended_at = factory.LazyFunction(lambda: timezone.now() - datetime.timedelta(hours=1))
+
+
+class FairSharePolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "allocations.FairSharePolicy"
+
+    name = factory.Sequence(lambda n: f"Policy {n}")
+    award_reserve_share = "0"
+
+
+class AllocationRoundFactory(factory.django.DjangoModelFactory):
+    """A round in the state given (``status=``); go through the services to move it."""
+
+    class Meta:
+        model = "allocations.AllocationRound"
+
+    name = factory.Sequence(lambda n: f"2026年度 第1四半期 {n}")
+    fiscal_year = 2026
+    period_start = datetime.date(2026, 4, 1)
+    period_end = datetime.date(2026, 7, 1)
+    policy = factory.SubFactory(FairSharePolicyFactory)
