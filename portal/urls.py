@@ -19,5 +19,6 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("admin/", admin.site.urls),
     path("", include("apps.providers.urls")),
+    path("", include("apps.allocations.urls")),
     path("", include("apps.organizations.urls")),
 ]

@@ -407,9 +407,9 @@ def _round_pools(allocation_round: AllocationRound) -> list[RoundPool]:
                 period=period,
                 capacity=capacity,
                 derivation={
-                    "period_capacity": str(period.capacity_gpu_hours),
+                    "period_capacity": f"{Decimal(period.capacity_gpu_hours):.2f}",
                     "award_reserve_share": str(reserve),
-                    "granted_by_others": str(other),
+                    "granted_by_others": f"{Decimal(other):.2f}",
                     "capacity": capacity,
                 },
             )

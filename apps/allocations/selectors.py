@@ -1,0 +1,301 @@
+"""Reads of the allocation round for its pages. Every function runs a fixed number of queries,
+whatever the number of organizations, requests or results."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Prefetch, Q, Sum
+
+from apps.allocations.models import (
+    AllocationRequest,
+    AllocationRound,
+    FairSharePolicy,
+    RoundPool,
+    RoundResult,
+    RoundWeight,
+)
+from apps.organizations.models import MembershipTier, Organization, OrganizationKind
+from apps.providers.models import ResourcePool
+
+Status = AllocationRound.Status
+
+
+# --- rounds --------------------------------------------------------------------------------------
+
+
+def round_list():
+    """All rounds, newest first, with how many requests and organizations each has."""
+    return AllocationRound.objects.select_related("policy").annotate(
+        request_count=Count("requests", distinct=True),
+        org_count=Count("requests__organization", distinct=True),
+        demand_total=Sum("requests__demand_gpu_hours"),
+    )
+
+
+def round_get(*, round_id: int) -> AllocationRound | None:
+    return AllocationRound.objects.select_related("policy").filter(pk=round_id).first()
+
+
+def policy_list():
+    return FairSharePolicy.objects.order_by("-is_default", "name")
+
+
+def round_is_computing(allocation_round: AllocationRound) -> bool:
+    """A compute task was asked for and has neither finished nor failed."""
+    return (
+        bool(allocation_round.task_id)
+        and allocation_round.progress < 100
+        and not allocation_round.last_error
+        and allocation_round.status in (Status.CLOSED, Status.COMPUTED)
+    )
+
+
+def request_summary(*, allocation_round: AllocationRound) -> list[dict]:
+    """Per GPU class: the number of requests and the GPU-hours asked for."""
+    return list(
+        AllocationRequest.objects.filter(round=allocation_round)
+        .values("gpu_class")
+        .annotate(requests=Count("pk"), demand=Sum("demand_gpu_hours"))
+        .order_by("gpu_class")
+    )
+
+
+# --- the result of a round -----------------------------------------------------------------------
+
+
+@dataclass
+class Placement:
+    result: RoundResult  # one (organization, pool) row; adjusted in place by the staff
+
+    @property
+    def pool(self):
+        return self.result.pool
+
+    @property
+    def amount(self) -> int:
+        return self.result.final_amount
+
+
+@dataclass
+class OrgRow:
+    organization: Organization
+    gpu_class: str
+    demand: int = 0
+    exact: float = 0.0
+    level: float = 0.0
+    stopped_reason: str = ""
+    stopped_label: str = ""
+    exhausted_pools: list = field(default_factory=list)
+    weight: RoundWeight | None = None
+    placements: list[Placement] = field(default_factory=list)
+
+    @property
+    def granted(self) -> int:
+        return sum(p.amount for p in self.placements)
+
+    @property
+    def derivation(self) -> dict:
+        """The weight's derivation with readable names of the tier and kind, and the usage term."""
+        if self.weight is None:
+            return {}
+        d = dict(self.weight.derivation or {})
+        d["tier_label"] = MembershipTier(d["tier"]).label if d.get("tier") in MembershipTier.values else "—"
+        kind = d.get("kind")
+        d["kind_label"] = OrganizationKind(kind).label if kind in OrganizationKind.values else kind
+        d["usage"] = dict(d.get("usage") or {})
+        return d
+
+    @property
+    def adjusted(self) -> bool:
+        return any(p.result.adjusted_amount is not None for p in self.placements)
+
+    @property
+    def demand_met(self) -> bool:
+        return self.stopped_reason == RoundResult.Stopped.DEMAND_MET
+
+    @property
+    def met_pct(self) -> int:
+        return round(100 * self.granted / self.demand) if self.demand else 100
+
+
+@dataclass
+class PoolRow:
+    round_pool: RoundPool
+    granted: int = 0
+
+    @property
+    def pool(self):
+        return self.round_pool.pool
+
+    @property
+    def capacity(self) -> int:
+        return self.round_pool.capacity
+
+    @property
+    def used_pct(self) -> int:
+        return round(100 * self.granted / self.capacity) if self.capacity else 0
+
+
+@dataclass
+class ClassResult:
+    gpu_class: str
+    pools: list[PoolRow] = field(default_factory=list)
+    rows: list[OrgRow] = field(default_factory=list)
+
+    @property
+    def capacity(self) -> int:
+        return sum(p.capacity for p in self.pools)
+
+    @property
+    def demand(self) -> int:
+        return sum(r.demand for r in self.rows)
+
+    @property
+    def granted(self) -> int:
+        return sum(r.granted for r in self.rows)
+
+    @property
+    def granted_pct(self) -> int:
+        return round(100 * self.granted / self.capacity) if self.capacity else 0
+
+    @property
+    def max_level(self) -> float:
+        return max((r.level for r in self.rows), default=0.0)
+
+    @property
+    def exhausted_pools(self) -> list[str]:
+        return sorted({code for r in self.rows for code in r.exhausted_pools})
+
+
+def _results(allocation_round: AllocationRound, organization: Organization | None = None):
+    results = RoundResult.objects.filter(round=allocation_round).select_related(
+        "organization", "pool__provider", "adjusted_by"
+    )
+    if organization is not None:
+        results = results.filter(organization=organization)
+    return results.order_by("gpu_class", "organization__slug", "pool__code")
+
+
+def _org_rows(results, weights: dict[int, RoundWeight]) -> dict[str, list[OrgRow]]:
+    rows: dict[tuple[int, str], OrgRow] = {}
+    for result in results:
+        key = (result.organization_id, result.gpu_class)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = OrgRow(
+                organization=result.organization,
+                gpu_class=result.gpu_class,
+                demand=result.demand,
+                exact=result.exact_amount,
+                level=result.level,
+                stopped_reason=result.stopped_reason,
+                stopped_label=result.get_stopped_reason_display(),
+                exhausted_pools=list(result.exhausted_pools or []),
+                weight=weights.get(result.organization_id),
+            )
+        if result.pool_id is not None:
+            row.placements.append(Placement(result=result))
+    by_class: dict[str, list[OrgRow]] = defaultdict(list)
+    for row in rows.values():
+        by_class[row.gpu_class].append(row)
+    return by_class
+
+
+def round_result(*, allocation_round: AllocationRound) -> list[ClassResult]:
+    """Per GPU class: each pool's capacity and what was granted on it, and one row per organization
+    (demand, weight and its derivation, granted, placement by provider, why it stopped). Three
+    queries."""
+    round_pools = (
+        RoundPool.objects.filter(round=allocation_round)
+        .select_related("pool__provider")
+        .order_by("pool__gpu_class", "pool__code")
+    )
+    weights = {w.organization_id: w for w in RoundWeight.objects.filter(round=allocation_round)}
+    results = list(_results(allocation_round))
+    granted_by_pool: dict[int, int] = defaultdict(int)
+    for result in results:
+        if result.pool_id is not None:
+            granted_by_pool[result.pool_id] += result.final_amount
+    classes: dict[str, ClassResult] = {}
+    for round_pool in round_pools:
+        cls = classes.setdefault(round_pool.pool.gpu_class, ClassResult(gpu_class=round_pool.pool.gpu_class))
+        cls.pools.append(PoolRow(round_pool=round_pool, granted=granted_by_pool.get(round_pool.pool_id, 0)))
+    for gpu_class, rows in _org_rows(results, weights).items():
+        classes.setdefault(gpu_class, ClassResult(gpu_class=gpu_class)).rows = rows
+    return [classes[name] for name in sorted(classes)]
+
+
+def result_row(*, result_id: int) -> tuple[RoundResult, OrgRow] | None:
+    """One (organization, pool) result and the row of its (organization, class), for an htmx swap."""
+    result = RoundResult.objects.select_related("round").filter(pk=result_id).first()
+    if result is None:
+        return None
+    results = _results(result.round, result.organization).filter(gpu_class=result.gpu_class)
+    weights = {
+        w.organization_id: w
+        for w in RoundWeight.objects.filter(round_id=result.round_id, organization_id=result.organization_id)
+    }
+    [row] = _org_rows(results, weights)[result.gpu_class]
+    [placement] = [p for p in row.placements if p.result.pk == result.pk]
+    return placement.result, row
+
+
+# --- an organization's view ----------------------------------------------------------------------
+
+
+def gpu_classes_offered() -> list[str]:
+    """The GPU classes one can request: those of the active pools."""
+    return list(
+        ResourcePool.objects.filter(is_active=True, provider__is_active=True)
+        .order_by("gpu_class")
+        .values_list("gpu_class", flat=True)
+        .distinct()
+    )
+
+
+def pools_by_class() -> dict[str, list[ResourcePool]]:
+    pools: dict[str, list[ResourcePool]] = defaultdict(list)
+    for pool in (
+        ResourcePool.objects.filter(is_active=True, provider__is_active=True)
+        .select_related("provider")
+        .order_by("gpu_class", "code")
+    ):
+        pools[pool.gpu_class].append(pool)
+    return dict(pools)
+
+
+def org_requests(*, organization: Organization, rounds) -> list[AllocationRequest]:
+    """The organization's requests in ``rounds``, with their eligible pools."""
+    return list(
+        AllocationRequest.objects.filter(organization=organization, round__in=rounds)
+        .prefetch_related(Prefetch("eligible_pools", queryset=ResourcePool.objects.order_by("code")))
+        .order_by("round_id", "gpu_class")
+    )
+
+
+def round_list_open():
+    return AllocationRound.objects.filter(status=Status.OPEN).order_by("period_start", "pk")
+
+
+def round_list_for_org(*, organization: Organization, include_computed: bool = False):
+    """Rounds past the request stage in which the organization took part; ``include_computed``
+    (staff) adds the computed but unpublished ones."""
+    statuses = [Status.CLOSED, Status.PUBLISHED] + ([Status.COMPUTED] if include_computed else [])
+    return (
+        AllocationRound.objects.filter(status__in=statuses)
+        .filter(Q(requests__organization=organization) | Q(results__organization=organization))
+        .distinct()
+    )
+
+
+def org_round_result(*, allocation_round: AllocationRound, organization: Organization) -> dict:
+    """The organization's requests, weight and result rows (per class) in a round."""
+    weight = RoundWeight.objects.filter(round=allocation_round, organization=organization).first()
+    rows = _org_rows(_results(allocation_round, organization), {organization.pk: weight} if weight else {})
+    return {
+        "weight": weight,
+        "classes": [row for name in sorted(rows) for row in rows[name]],
+        "requests": org_requests(organization=organization, rounds=[allocation_round]),
+    }
