@@ -1,7 +1,7 @@
 """Admin for the allocation round. Policies are edited here (audited); rounds, requests and
 results change through the services (the round's admin actions call them), so they are read-only."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from apps.allocations import services
@@ -13,8 +13,7 @@ from apps.allocations.models import (
     RoundResult,
     RoundWeight,
 )
-from apps.core.admin import AuditedAdminMixin
-from apps.core.exceptions import ApplicationError
+from apps.core.admin import AuditedAdminMixin, run_each
 
 
 class ReadOnlyAdminMixin:
@@ -35,18 +34,6 @@ class FairSharePolicyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     search_fields = ("name",)
 
 
-def _run_each(modeladmin, request, queryset, fn, done_message):
-    done = 0
-    for obj in queryset:
-        try:
-            fn(obj)
-            done += 1
-        except ApplicationError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
-    if done:
-        modeladmin.message_user(request, done_message % {"count": done}, messages.SUCCESS)
-
-
 @admin.register(AllocationRound)
 class AllocationRoundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("name", "fiscal_year", "period_start", "period_end", "policy", "status", "progress")
@@ -57,7 +44,7 @@ class AllocationRoundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Close the selected rounds"))
     def close(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -67,7 +54,7 @@ class AllocationRoundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Reopen the selected rounds"))
     def reopen(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -77,7 +64,7 @@ class AllocationRoundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Compute the selected rounds"))
     def compute(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,

@@ -1,6 +1,8 @@
+from django.contrib import messages
 from django.db import models
 from django.forms.models import model_to_dict
 
+from apps.core.exceptions import ApplicationError
 from apps.governance.services import audit_record
 
 
@@ -63,3 +65,17 @@ class AuditedAdminMixin:
                 before=model_to_dict(obj),
             )
         super().delete_queryset(request, queryset)
+
+
+def run_each(modeladmin, request, queryset, fn, done_message) -> None:
+    """Run a service on each selected object (an admin action): refusals become error messages,
+    the rest are counted in ``done_message`` (with ``%(count)d``)."""
+    done = 0
+    for obj in queryset:
+        try:
+            fn(obj)
+            done += 1
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+    if done:
+        modeladmin.message_user(request, done_message % {"count": done}, messages.SUCCESS)

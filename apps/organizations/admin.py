@@ -1,8 +1,7 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin import AuditedAdminMixin
-from apps.core.exceptions import ApplicationError
+from apps.core.admin import AuditedAdminMixin, run_each
 from apps.organizations import services
 from apps.organizations.models import (
     ApplicationTransition,
@@ -13,18 +12,6 @@ from apps.organizations.models import (
     OrgRole,
     ParticipationTerms,
 )
-
-
-def _run_each(modeladmin, request, queryset, fn, done_message):
-    done = 0
-    for obj in queryset:
-        try:
-            fn(obj)
-            done += 1
-        except ApplicationError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
-    if done:
-        modeladmin.message_user(request, done_message % {"count": done}, messages.SUCCESS)
 
 
 @admin.register(ParticipationTerms)
@@ -65,7 +52,7 @@ class OrganizationAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Hide selected organizations from the directory"))
     def unlist(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -86,7 +73,7 @@ class MembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
     actions = ["suspend", "reactivate", "lapse"]
 
     def _set(self, request, queryset, status, label):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -153,7 +140,7 @@ class MembershipApplicationAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Start review of selected applications"))
     def start_review(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -163,7 +150,7 @@ class MembershipApplicationAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Approve selected applications"))
     def approve(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -183,7 +170,7 @@ class InvitationAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Revoke selected invitations"))
     def revoke(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,

@@ -4,8 +4,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin import AuditedAdminMixin
-from apps.core.exceptions import ApplicationError
+from apps.core.admin import AuditedAdminMixin, run_each
 from apps.providers import services
 from apps.providers.models import (
     DeliveryAttempt,
@@ -18,18 +17,6 @@ from apps.providers.models import (
     ResourcePool,
     UsageRecord,
 )
-
-
-def _run_each(modeladmin, request, queryset, fn, done_message):
-    done = 0
-    for obj in queryset:
-        try:
-            fn(obj)
-            done += 1
-        except ApplicationError as exc:
-            modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
-    if done:
-        modeladmin.message_user(request, done_message % {"count": done}, messages.SUCCESS)
 
 
 class ReadOnlyAdminMixin:
@@ -163,7 +150,7 @@ class QuotaGrantAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Resend selected grants to their provider"))
     def resend(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -173,7 +160,7 @@ class QuotaGrantAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Revoke selected grants"))
     def revoke(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -229,7 +216,7 @@ class GrantDriftAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Resend the portal's version of the selected grants"))
     def resend(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,
@@ -239,7 +226,7 @@ class GrantDriftAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Accept the selected differences"))
     def accept(self, request, queryset):
-        _run_each(
+        run_each(
             self,
             request,
             queryset,

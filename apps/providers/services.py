@@ -354,7 +354,12 @@ def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutc
         )
         return DeliveryOutcome("retry", retry_in=delay, error=error.message)
 
-    grant = QuotaGrant.objects.select_for_update().get(pk=row.grant_id)
+    # Related rows fetched now: str(grant) in the audit record must not query while the chain head is locked.
+    grant = (
+        QuotaGrant.objects.select_for_update(of=("self",))
+        .select_related("organization", "pool__provider")
+        .get(pk=row.grant_id)
+    )
     current = grant.version == row.version
     row.completed_at = now
     row.claimed_until = None
