@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "apps.providers",
     "apps.allocations",
     "apps.organizations",
+    "apps.workinggroups",
+    "apps.grants",
 ]
 
 MIDDLEWARE = [

@@ -21,4 +21,6 @@ urlpatterns = [
     path("", include("apps.providers.urls")),
     path("", include("apps.allocations.urls")),
     path("", include("apps.organizations.urls")),
+    path("", include("apps.workinggroups.urls")),
+    path("", include("apps.grants.urls")),
 ]

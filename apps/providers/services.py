@@ -163,7 +163,10 @@ def grant_create(
     if not (period.pool.is_active and period.pool.provider.is_active):
         raise ApplicationError(_("This pool is not active."), code="pool_inactive")
     membership = getattr(organization, "membership", None)
-    if membership is None or membership.status != membership.Status.ACTIVE:
+    # Program awards may go to organizations that are not members (academic programs are open to
+    # them); everything else needs an active membership. A suspended member gets nothing.
+    no_membership_ok = source == QuotaGrant.Source.AWARD and membership is None
+    if not no_membership_ok and (membership is None or membership.status != membership.Status.ACTIVE):
         raise ApplicationError(
             _("Only organizations with an active membership can be granted quota."),
             code="membership_inactive",
