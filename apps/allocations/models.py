@@ -163,6 +163,14 @@ class AllocationRound(BaseModel):
     )
     task_id = models.CharField(_("compute task id"), max_length=64, blank=True)
     last_error = models.TextField(_("last compute error"), blank=True)
+    excluded_requests = models.JSONField(
+        _("requests left out of the computation"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Requests of organizations whose membership was no longer active when the round was computed."
+        ),
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("created by"),

@@ -90,6 +90,7 @@ class OrgRow:
     exhausted_pools: list = field(default_factory=list)
     weight: RoundWeight | None = None
     placements: list[Placement] = field(default_factory=list)
+    requested: int = 0  # the demand as filed (``demand`` is after the policy's cap)
 
     @property
     def granted(self) -> int:
@@ -294,8 +295,16 @@ def org_round_result(*, allocation_round: AllocationRound, organization: Organiz
     """The organization's requests, weight and result rows (per class) in a round."""
     weight = RoundWeight.objects.filter(round=allocation_round, organization=organization).first()
     rows = _org_rows(_results(allocation_round, organization), {organization.pk: weight} if weight else {})
+    requests = org_requests(organization=organization, rounds=[allocation_round])
+    requested = {r.gpu_class: r.demand_gpu_hours for r in requests}
+    classes = [row for name in sorted(rows) for row in rows[name]]
+    for row in classes:
+        row.requested = requested.get(row.gpu_class, 0)
     return {
         "weight": weight,
-        "classes": [row for name in sorted(rows) for row in rows[name]],
-        "requests": org_requests(organization=organization, rounds=[allocation_round]),
+        "classes": classes,
+        "requests": requests,
+        "excluded": [
+            x for x in allocation_round.excluded_requests or [] if x.get("organization") == organization.slug
+        ],
     }

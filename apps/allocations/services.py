@@ -8,8 +8,13 @@ Capacity of a pool in a round. The pool's PoolPeriod *covering* the round is the
 ``starts_on <= round start`` and ``ends_on >= round end`` (both ends exclusive). If several cover
 it (they all overlap the round entirely), the shortest wins, then the latest start, then the
 lowest id. Pools that are inactive (or whose provider is) or that have no covering period take no
-part. capacity = floor(period capacity * (1 - award reserve share) - GPU-hours of the live grants
-already on that period, whatever their source), never below zero.
+part. Program awards (live grants with source ``award``) draw on the policy's award reserve first:
+
+    reserved = max(period capacity * award reserve share, GPU-hours of the live awards on the period)
+    capacity = floor(period capacity - reserved - GPU-hours of the other live grants on the period)
+
+never below zero. So the reserve is held back for awards (made before or after the round), awards
+beyond it shrink the round, and grants of earlier rounds on the same period are never re-shared.
 
 Weights: see ``FairSharePolicy`` and ``weights_compute``.
 """
@@ -22,7 +27,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -39,7 +44,7 @@ from apps.allocations.models import (
 )
 from apps.core.exceptions import ApplicationError
 from apps.governance.services import audit_record
-from apps.organizations.models import Organization
+from apps.organizations.models import Membership, Organization
 from apps.providers.models import PoolPeriod, QuotaGrant, ResourcePool
 
 logger = logging.getLogger(__name__)
@@ -128,6 +133,21 @@ def round_create(
         policy = FairSharePolicy.objects.filter(pk=policy_id).first()
         if policy is None:
             raise ApplicationError(_("This fair-share policy does not exist."), code="not_found")
+    overlapping = (
+        AllocationRound.objects.exclude(status=Status.PUBLISHED)
+        .filter(period_start__lt=period_end, period_end__gt=period_start)
+        .order_by("period_start")
+        .first()
+    )
+    if overlapping is not None:
+        raise ApplicationError(
+            _(
+                "The round “%(name)s” (%(status)s) already covers part of this period; publish it "
+                "before opening another round for the same months."
+            )
+            % {"name": overlapping.name, "status": overlapping.get_status_display()},
+            code="overlapping_round",
+        )
     allocation_round = AllocationRound.objects.create(
         name=name.strip(),
         fiscal_year=fiscal_year,
@@ -389,17 +409,22 @@ def _round_pools(allocation_round: AllocationRound) -> list[RoundPool]:
     for period in periods:
         by_pool[period.pool_id].append(period)
     chosen = [_covering_period(candidates) for candidates in by_pool.values()]
-    granted = dict(
+    live = (
         QuotaGrant.objects.filter(period__in=chosen, state__in=QuotaGrant.LIVE_STATES)
         .values("period_id")
-        .annotate(total=Sum("gpu_hours"))
-        .values_list("period_id", "total")
+        .annotate(
+            awards=Sum("gpu_hours", filter=Q(source=QuotaGrant.Source.AWARD)),
+            others=Sum("gpu_hours", filter=~Q(source=QuotaGrant.Source.AWARD)),
+        )
     )
+    granted = {row["period_id"]: row for row in live}
     rows = []
     for period in sorted(chosen, key=lambda p: p.pool.code):
-        other = granted.get(period.pk) or Decimal("0")
-        available = period.capacity_gpu_hours * (1 - reserve) - other
-        capacity = max(0, math.floor(available))
+        row = granted.get(period.pk) or {}
+        awards = row.get("awards") or Decimal("0")
+        other = row.get("others") or Decimal("0")
+        reserved = max(period.capacity_gpu_hours * reserve, awards)
+        capacity = max(0, math.floor(period.capacity_gpu_hours - reserved - other))
         rows.append(
             RoundPool(
                 round=allocation_round,
@@ -409,6 +434,8 @@ def _round_pools(allocation_round: AllocationRound) -> list[RoundPool]:
                 derivation={
                     "period_capacity": f"{Decimal(period.capacity_gpu_hours):.2f}",
                     "award_reserve_share": str(reserve),
+                    "awarded": f"{Decimal(awards):.2f}",
+                    "reserved_for_awards": f"{Decimal(reserved):.2f}",
                     "granted_by_others": f"{Decimal(other):.2f}",
                     "capacity": capacity,
                 },
@@ -424,7 +451,8 @@ def _engine_input(
     classes = {rp.pool.gpu_class for rp in round_pools}
     caps = allocation_round.policy.class_caps or {}
     requests = (
-        allocation_round.requests.select_related("organization")
+        allocation_round.requests.filter(organization__membership__status=Membership.Status.ACTIVE)
+        .select_related("organization")
         .prefetch_related("eligible_pools")
         .order_by("pk")
     )
@@ -468,6 +496,26 @@ def _engine_input(
     return engine_pools, lines, orgs, pools_by_code
 
 
+def _excluded_requests(allocation_round: AllocationRound) -> list[dict]:
+    """Requests left out of the computation: their organization's membership is no longer active
+    (suspended or lapsed after the request was filed). Shown to staff and to the organization."""
+    rows = (
+        allocation_round.requests.exclude(organization__membership__status=Membership.Status.ACTIVE)
+        .select_related("organization__membership")
+        .order_by("organization__slug", "gpu_class")
+    )
+    return [
+        {
+            "organization": request.organization.slug,
+            "gpu_class": request.gpu_class,
+            "demand": request.demand_gpu_hours,
+            "reason": "membership_inactive",
+            "membership_status": getattr(getattr(request.organization, "membership", None), "status", ""),
+        }
+        for request in rows
+    ]
+
+
 def _set_progress(round_id: int, progress: int) -> None:
     # Outside the compute transaction this commits at once, so the staff page can show it.
     AllocationRound.objects.filter(pk=round_id).update(progress=progress)
@@ -489,6 +537,7 @@ def round_compute(*, round_id: int, actor) -> AllocationRound:
         )
         if not allocation_round.requests.exists():
             raise ApplicationError(_("This round has no requests to allocate."), code="no_requests")
+        excluded = _excluded_requests(allocation_round)
         weights = _replace_weights(allocation_round)
         _set_progress(round_id, 30)
         round_pools = _round_pools(allocation_round)
@@ -535,7 +584,8 @@ def round_compute(*, round_id: int, actor) -> AllocationRound:
             computed_at=timezone.now(),
             progress=100,
             last_error="",
-            summary=summary,
+            excluded_requests=excluded,
+            summary={"classes": summary, "excluded": excluded},
         )
     return allocation_round
 
@@ -623,6 +673,34 @@ def result_adjust(*, result_id: int, amount: int, reason: str, actor) -> RoundRe
                 "free": round_pool.capacity - others,
             },
             code="capacity_exceeded",
+        )
+    requested = (
+        AllocationRequest.objects.filter(
+            round=allocation_round, organization_id=result.organization_id, gpu_class=result.gpu_class
+        )
+        .values_list("demand_gpu_hours", flat=True)
+        .first()
+    ) or 0
+    elsewhere = sum(
+        r.final_amount
+        for r in RoundResult.objects.filter(
+            round=allocation_round, organization_id=result.organization_id, gpu_class=result.gpu_class
+        ).exclude(pk=result.pk)
+    )
+    if elsewhere + amount > requested:
+        raise ApplicationError(
+            _(
+                "%(org)s asked for %(requested)s GPU-hours of %(cls)s and has %(elsewhere)s on other pools, "
+                "so at most %(free)s can go here: an adjustment never gives more than was requested."
+            )
+            % {
+                "org": result.organization.slug,
+                "requested": requested,
+                "cls": result.gpu_class,
+                "elsewhere": elsewhere,
+                "free": max(0, requested - elsewhere),
+            },
+            code="above_demand",
         )
     before = {"amount": result.final_amount, "adjustment_reason": result.adjustment_reason}
     result.adjusted_amount = amount

@@ -179,6 +179,29 @@ def test_round_create_needs_a_policy_and_staff(staff):
     assert exc.value.code == "forbidden"
 
 
+def test_a_round_may_not_overlap_an_unpublished_one(staff):
+    FairSharePolicyFactory(is_default=True)
+    q1 = AllocationRoundFactory(name="第1四半期", status="computed")
+    kwargs = {"fiscal_year": 2026, "actor": staff}
+    with pytest.raises(ApplicationError) as exc:
+        services.round_create(
+            name="R", period_start=datetime.date(2026, 6, 1), period_end=datetime.date(2026, 9, 1), **kwargs
+        )
+    assert exc.value.code == "overlapping_round"
+    assert "第1四半期" in exc.value.message
+    # Adjacent periods do not overlap (ends are exclusive) ...
+    services.round_create(
+        name="Q2", period_start=datetime.date(2026, 7, 1), period_end=datetime.date(2026, 10, 1), **kwargs
+    )
+    # ... and once the first round is published, a supplementary round may share what is left.
+    q1.status = "published"
+    q1.save()
+    supplementary = services.round_create(
+        name="追加", period_start=datetime.date(2026, 5, 1), period_end=datetime.date(2026, 7, 1), **kwargs
+    )
+    assert supplementary.status == "open"
+
+
 # --- refused transitions -------------------------------------------------------------------------
 
 
@@ -422,21 +445,39 @@ def test_decay_strength_zero_disables_the_usage_term(staff, pools):
 # --- capacity ------------------------------------------------------------------------------------
 
 
-def test_award_reserve_and_existing_grants_reduce_the_capacity(staff, pools):
+def test_awards_draw_on_the_reserve_first_and_other_grants_reduce_the_capacity(staff, pools):
+    """capacity = period - max(reserve share * period, awards) - other live grants."""
     allocation_round = AllocationRoundFactory(policy=FairSharePolicyFactory(award_reserve_share="0.25"))
-    awardee = OrganizationFactory()
+    awardee, member = OrganizationFactory(), OrganizationFactory()
+    # hokkaido (800, reserve 200): an award of 100 fits in the reserve; a manual grant of 50 does not.
     QuotaGrantFactory(
         organization=awardee, period=pools["hokkaido"].periods.get(), gpu_hours="100.00", source="award"
+    )
+    QuotaGrantFactory(
+        organization=member, period=pools["hokkaido"].periods.get(), gpu_hours="50.00", source="manual"
+    )
+    # osaka (400, reserve 100): awards of 160 exceed the reserve, so the round loses 160.
+    QuotaGrantFactory(
+        organization=awardee, period=pools["osaka"].periods.get(), gpu_hours="160.00", source="award"
+    )
+    # A revoked award counts for nothing.
+    QuotaGrantFactory(
+        organization=awardee,
+        period=pools["tokyo"].periods.get(),
+        gpu_hours="300.00",
+        source="award",
+        state=QuotaGrant.State.REVOKED,
     )
     org, user = org_with_admin()
     submit(allocation_round, org, user, 5000)
     close_and_compute(allocation_round, staff)
     capacities = {rp.pool.code: rp.capacity for rp in RoundPool.objects.filter(round=allocation_round)}
-    # hokkaido: 800 * 0.75 - 100; osaka: 400 * 0.75
-    assert capacities == {"hokkaido-h200": 500, "osaka-h200": 300, "tokyo-b200": 225}
-    assert final_by_org(allocation_round) == {(org.slug, "H200"): 800}
+    assert capacities == {"hokkaido-h200": 800 - 200 - 50, "osaka-h200": 400 - 160, "tokyo-b200": 300 - 75}
+    assert final_by_org(allocation_round) == {(org.slug, "H200"): 550 + 240}
     row = RoundPool.objects.get(round=allocation_round, pool=pools["hokkaido"])
-    assert row.derivation["granted_by_others"] == "100.00"
+    assert row.derivation["awarded"] == "100.00"
+    assert row.derivation["reserved_for_awards"] == "200.00"
+    assert row.derivation["granted_by_others"] == "50.00"
 
 
 def test_a_pool_without_a_period_covering_the_round_takes_no_part(staff, pools):
@@ -551,6 +592,45 @@ def test_adjusting_needs_a_reason_and_stays_within_the_pool_capacity(allocation_
     assert AuditEvent.objects.filter(action="round_result.adjusted").count() == 2
     grants = services.round_publish(round_id=allocation_round.pk, actor=staff)
     assert sorted(int(g.gpu_hours) for g in grants) == [150, 250]
+
+
+def test_an_adjustment_never_gives_more_than_was_requested(allocation_round, staff, pools):
+    org, user = org_with_admin(slug="a-lab")
+    submit(allocation_round, org, user, 900)  # hokkaido 800 + osaka 100
+    close_and_compute(allocation_round, staff)
+    rows = {r.pool.code: r for r in RoundResult.objects.filter(round=allocation_round).select_related("pool")}
+    assert {code: r.amount for code, r in rows.items()} == {"hokkaido-h200": 800, "osaka-h200": 100}
+    with pytest.raises(ApplicationError) as exc:
+        services.result_adjust(result_id=rows["osaka-h200"].pk, amount=101, reason="増枠", actor=staff)
+    assert exc.value.code == "above_demand"
+    assert "900" in exc.value.message
+    services.result_adjust(result_id=rows["hokkaido-h200"].pk, amount=700, reason="移設", actor=staff)
+    services.result_adjust(result_id=rows["osaka-h200"].pk, amount=200, reason="移設", actor=staff)
+    assert final_by_org(allocation_round) == {("a-lab", "H200"): 900}
+
+
+def test_requests_of_members_that_lapsed_are_left_out_and_shown(allocation_round, staff, pools):
+    a, a_admin = org_with_admin(slug="a-lab")
+    b, b_admin = org_with_admin(slug="b-lab")
+    submit(allocation_round, a, a_admin, 700)
+    submit(allocation_round, b, b_admin, 700)
+    Membership.objects.filter(organization=b).update(status="lapsed")
+    close_and_compute(allocation_round, staff)
+    allocation_round.refresh_from_db()
+    assert final_by_org(allocation_round) == {("a-lab", "H200"): 700}
+    assert allocation_round.excluded_requests == [
+        {
+            "organization": "b-lab",
+            "gpu_class": "H200",
+            "demand": 700,
+            "reason": "membership_inactive",
+            "membership_status": "lapsed",
+        }
+    ]
+    event = AuditEvent.objects.filter(action="round.computed").latest("pk")
+    assert event.after["summary"]["excluded"][0]["organization"] == "b-lab"
+    # Publishing works: the lapsed member's request was never part of the result.
+    assert len(services.round_publish(round_id=allocation_round.pk, actor=staff)) == 1
 
 
 def test_an_adjustment_to_zero_grants_nothing(allocation_round, staff, pools):

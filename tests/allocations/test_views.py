@@ -10,6 +10,7 @@ from django.urls import reverse
 from apps.allocations import services
 from apps.allocations.models import AllocationRequest, AllocationRound, RoundResult
 from apps.governance.models import AuditEvent
+from apps.organizations.models import Membership
 from apps.providers.models import QuotaGrant
 from tests.factories import (
     AllocationRoundFactory,
@@ -333,3 +334,38 @@ def test_staff_round_detail_query_count_does_not_grow_with_the_orgs(
     assert large == small
     with django_assert_num_queries(small):
         staff_client.get(url)
+
+
+def test_the_explanation_in_japanese_names_the_cap_and_a_left_out_request(staff, pools):
+    """Japanese is the default language: a member reads its explained result in Japanese, including
+    the policy's cap; a member whose membership lapsed is told why its request was not considered."""
+    allocation_round = AllocationRoundFactory(policy=FairSharePolicyFactory(class_caps={"H200": 300}))
+    capped = OrganizationFactory(slug="capped-lab")
+    lapsed = OrganizationFactory(slug="lapsed-lab")
+    clients = {}
+    for organization in (capped, lapsed):
+        owner = OrgRoleFactory(organization=organization, role="owner").user
+        services.request_submit(
+            round_id=allocation_round.pk,
+            organization=organization,
+            gpu_class="H200",
+            demand_gpu_hours=500,
+            justification=JUST,
+            actor=owner,
+        )
+        clients[organization.slug] = Client()
+        clients[organization.slug].force_login(owner)  # no language cookie: Japanese
+    Membership.objects.filter(organization=lapsed).update(status="lapsed")
+    services.round_close(round_id=allocation_round.pk, actor=staff)
+    services.round_compute(round_id=allocation_round.pk, actor=staff)
+    services.round_publish(round_id=allocation_round.pk, actor=staff)
+
+    url = reverse("allocations:org-round-detail", args=[capped.slug, allocation_round.pk])
+    text = clients["capped-lab"].get(url).content.decode()
+    assert '<html lang="ja"' in text
+    assert "あなたの重みは" in text
+    assert "上限" in text and "300" in text and "500" in text
+    assert "上限までの需要は満たされました" in text
+    url = reverse("allocations:org-round-detail", args=[lapsed.slug, allocation_round.pk])
+    text = clients["lapsed-lab"].get(url).content.decode()
+    assert "会員資格が有効でなかったため" in text
