@@ -722,40 +722,43 @@ def round_publish(*, round_id: int, actor) -> list[QuotaGrant]:
     """Create the QuotaGrants of a computed round, all in one transaction: if any grant is refused
     (capacity taken meanwhile, membership no longer active…) nothing is granted and the round stays
     computed."""
-    from apps.providers.services import grant_create
+    from apps.providers.services import GrantSpec, grants_create
 
     _require_staff(actor)
     allocation_round = _lock_round(round_id)
     _require_status(allocation_round, (Status.COMPUTED,), _("Only a computed round can be published."))
     periods = dict(RoundPool.objects.filter(round=allocation_round).values_list("pool_id", "period_id"))
-    results = (
-        RoundResult.objects.filter(round=allocation_round, pool__isnull=False)
+    results = [
+        result
+        for result in RoundResult.objects.filter(round=allocation_round, pool__isnull=False)
         .select_related("organization__membership", "pool")
         .order_by("pool__code", "organization__slug")
-    )
-    grants = []
-    for result in results:
-        if result.final_amount <= 0:
-            continue
-        try:
-            grants.append(
-                grant_create(
-                    organization=result.organization,
-                    period_id=periods[result.pool_id],
-                    gpu_hours=result.final_amount,
-                    actor=actor,
-                    valid_from=allocation_round.period_start,
-                    valid_until=allocation_round.period_end,
-                    source=QuotaGrant.Source.ROUND,
-                    source_ref=f"round-{allocation_round.pk}",
-                )
-            )
-        except ApplicationError as exc:
-            raise ApplicationError(
-                _("Nothing was published: the grant of %(org)s on %(pool)s was refused: %(reason)s")
-                % {"org": result.organization.slug, "pool": result.pool.code, "reason": exc.message},
-                code="publish_refused",
-            ) from exc
+        if result.final_amount > 0
+    ]
+    specs = [
+        GrantSpec(
+            organization=result.organization,
+            period_id=periods[result.pool_id],
+            gpu_hours=result.final_amount,
+            valid_from=allocation_round.period_start,
+            valid_until=allocation_round.period_end,
+        )
+        for result in results
+    ]
+    try:
+        grants = grants_create(
+            specs=specs,
+            actor=actor,
+            source=QuotaGrant.Source.ROUND,
+            source_ref=f"round-{allocation_round.pk}",
+        )
+    except ApplicationError as exc:
+        result = results[exc.extra.get("index", 0)]
+        raise ApplicationError(
+            _("Nothing was published: the grant of %(org)s on %(pool)s was refused: %(reason)s")
+            % {"org": result.organization.slug, "pool": result.pool.code, "reason": exc.message},
+            code="publish_refused",
+        ) from exc
     _set_status(
         allocation_round,
         Status.PUBLISHED,

@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
-from apps.governance.services import audit_record
+from apps.governance.services import audit_record, audit_record_many
 from apps.providers.adapters import ProviderError, get_adapter
 from apps.providers.models import (
     DeliveryAttempt,
@@ -82,17 +82,13 @@ def _enqueue_delivery(outbox_id: int) -> None:
         logger.warning("could not enqueue outbox row %s; the sweeper will retry", outbox_id, exc_info=True)
 
 
-def _write_outbox(grant: QuotaGrant, operation: str, *, key_suffix: str = "") -> GrantOutbox:
-    # Older undelivered versions are superseded: the provider only needs the newest.
-    GrantOutbox.objects.filter(grant=grant, state=OState.PENDING, version__lt=grant.version).update(
-        state=OState.SUPERSEDED, completed_at=timezone.now()
-    )
+def _outbox_row(grant: QuotaGrant, operation: str, *, key_suffix: str = "") -> GrantOutbox:
     payload = (
         grant_payload(grant)
         if operation == GrantOutbox.Operation.APPLY
         else {"grant_id": str(grant.public_id)}
     )
-    row = GrantOutbox.objects.create(
+    return GrantOutbox(
         grant=grant,
         provider_id=grant.pool.provider_id,
         operation=operation,
@@ -101,6 +97,15 @@ def _write_outbox(grant: QuotaGrant, operation: str, *, key_suffix: str = "") ->
         payload=payload,
         next_attempt_at=timezone.now(),
     )
+
+
+def _write_outbox(grant: QuotaGrant, operation: str, *, key_suffix: str = "") -> GrantOutbox:
+    # Older undelivered versions are superseded: the provider only needs the newest.
+    GrantOutbox.objects.filter(grant=grant, state=OState.PENDING, version__lt=grant.version).update(
+        state=OState.SUPERSEDED, completed_at=timezone.now()
+    )
+    row = _outbox_row(grant, operation, key_suffix=key_suffix)
+    row.save(force_insert=True)
     transaction.on_commit(lambda: _enqueue_delivery(row.pk))
     return row
 
@@ -109,6 +114,10 @@ def _check_capacity(period: PoolPeriod, gpu_hours: Decimal, *, exclude_grant_id:
     granted = QuotaGrant.objects.filter(period=period, state__in=QuotaGrant.LIVE_STATES).exclude(
         pk=exclude_grant_id
     ).aggregate(total=Sum("gpu_hours"))["total"] or Decimal("0")
+    _refuse_beyond_capacity(period, granted, gpu_hours)
+
+
+def _refuse_beyond_capacity(period: PoolPeriod, granted: Decimal, gpu_hours: Decimal) -> None:
     if granted + gpu_hours > period.capacity_gpu_hours:
         raise ApplicationError(
             _("Not enough capacity on %(pool)s for this period: %(free)s GPU-hours left, %(asked)s asked.")
@@ -131,6 +140,17 @@ def _clean_hours(gpu_hours) -> Decimal:
     return value
 
 
+@dataclass(frozen=True)
+class GrantSpec:
+    """One grant to create: GPU-hours for an organization on a pool period (within its dates)."""
+
+    organization: object
+    period_id: int
+    gpu_hours: object
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+
 @transaction.atomic
 def grant_create(
     *,
@@ -147,13 +167,76 @@ def grant_create(
 
     The period row is locked, so concurrent grants on one pool and period are checked one after
     the other and can never add up to more than its capacity."""
-    hours = _clean_hours(gpu_hours)
-    try:
-        period = PoolPeriod.objects.select_for_update().select_related("pool__provider").get(pk=period_id)
-    except PoolPeriod.DoesNotExist as exc:
-        raise ApplicationError(_("This pool period does not exist."), code="not_found") from exc
-    valid_from = valid_from or period.starts_on
-    valid_until = valid_until or period.ends_on
+    spec = GrantSpec(organization, period_id, gpu_hours, valid_from, valid_until)
+    [grant] = grants_create(specs=[spec], actor=actor, source=source, source_ref=source_ref)
+    return grant
+
+
+@transaction.atomic
+def grants_create(*, specs: list[GrantSpec], actor, source: str, source_ref: str = "") -> list[QuotaGrant]:
+    """Create many grants at once, all or nothing (a round's publication, a program award).
+
+    Every period involved is locked (in id order, so two publications cannot deadlock), the
+    capacity of each is checked against its live grants plus all the new ones on it, and the
+    grants, their outbox rows and their audit events are written with one multi-row INSERT each.
+    A refusal is the ApplicationError ``grant_create`` would raise for the first failing spec, with
+    ``extra["index"]`` naming that spec."""
+    if not specs:
+        return []
+    hours = []
+    for index, spec in enumerate(specs):
+        try:
+            hours.append(_clean_hours(spec.gpu_hours))
+        except ApplicationError as exc:
+            exc.extra["index"] = index
+            raise
+    period_ids = sorted({spec.period_id for spec in specs})
+    periods = {
+        p.pk: p
+        for p in PoolPeriod.objects.select_for_update(of=("self",))
+        .select_related("pool__provider")
+        .filter(pk__in=period_ids)
+        .order_by("pk")
+    }
+    granted = dict(
+        QuotaGrant.objects.filter(period_id__in=period_ids, state__in=QuotaGrant.LIVE_STATES)
+        .values("period_id")
+        .annotate(total=Sum("gpu_hours"))
+        .values_list("period_id", "total")
+    )
+    grants = []
+    for index, (spec, amount) in enumerate(zip(specs, hours, strict=True)):
+        try:
+            period = periods.get(spec.period_id)
+            if period is None:
+                raise ApplicationError(_("This pool period does not exist."), code="not_found")
+            grant = _new_grant(spec, period, amount, granted.get(period.pk) or Decimal("0"), source)
+        except ApplicationError as exc:
+            exc.extra["index"] = index
+            raise
+        granted[period.pk] = (granted.get(period.pk) or Decimal("0")) + amount
+        grant.source_ref = source_ref
+        grant.created_by = actor if getattr(actor, "is_authenticated", False) else None
+        grants.append(grant)
+    grants = QuotaGrant.objects.bulk_create(grants, batch_size=1000)
+    rows = GrantOutbox.objects.bulk_create(
+        [_outbox_row(grant, GrantOutbox.Operation.APPLY) for grant in grants], batch_size=1000
+    )
+    row_ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: [_enqueue_delivery(row_id) for row_id in row_ids])
+    audit_record_many(
+        actor=actor, action="grant.created", entries=[(g, None, _grant_snapshot(g)) for g in grants]
+    )
+    return grants
+
+
+def _new_grant(
+    spec: GrantSpec, period: PoolPeriod, hours: Decimal, granted: Decimal, source: str
+) -> QuotaGrant:
+    """The unsaved grant of ``spec`` on its locked ``period``, where ``granted`` GPU-hours are already
+    live (or about to be); refused with the reason when it may not be created."""
+    valid_from = spec.valid_from or period.starts_on
+    valid_until = spec.valid_until or period.ends_on
     if not (period.starts_on <= valid_from < valid_until <= period.ends_on):
         raise ApplicationError(
             _("A grant must lie within its pool period (%(start)s to %(end)s).")
@@ -162,7 +245,7 @@ def grant_create(
         )
     if not (period.pool.is_active and period.pool.provider.is_active):
         raise ApplicationError(_("This pool is not active."), code="pool_inactive")
-    membership = getattr(organization, "membership", None)
+    membership = getattr(spec.organization, "membership", None)
     # Program awards may go to organizations that are not members (academic programs are open to
     # them); everything else needs an active membership. A suspended member gets nothing.
     no_membership_ok = source == QuotaGrant.Source.AWARD and membership is None
@@ -171,22 +254,16 @@ def grant_create(
             _("Only organizations with an active membership can be granted quota."),
             code="membership_inactive",
         )
-    _check_capacity(period, hours)
-    grant = QuotaGrant.objects.create(
-        organization=organization,
+    _refuse_beyond_capacity(period, granted, hours)
+    return QuotaGrant(
+        organization=spec.organization,
         period=period,
-        pool=period.pool,
+        pool=period.pool,  # with its provider, for the payload
         gpu_hours=hours,
         valid_from=valid_from,
         valid_until=valid_until,
         source=source,
-        source_ref=source_ref,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
-    grant.pool = period.pool  # keep the select_related provider for the payload
-    _write_outbox(grant, GrantOutbox.Operation.APPLY)
-    audit_record(actor=actor, action="grant.created", target=grant, after=_grant_snapshot(grant))
-    return grant
 
 
 def _lock_grant(grant_id: int) -> QuotaGrant:

@@ -144,3 +144,77 @@ def test_concurrent_grants_never_exceed_capacity():
     total = sum(g.gpu_hours for g in QuotaGrant.objects.filter(period=period))
     assert total == Decimal("1000.00")
     assert GrantOutbox.objects.filter(grant__period=period).count() == 10
+
+
+# --- many grants at once (a round's publication, an award) ---------------------------------------
+
+
+@pytest.mark.django_db
+def test_grants_create_checks_the_new_grants_together_and_writes_nothing_on_refusal(
+    period, django_capture_on_commit_callbacks
+):
+    other = PoolPeriodFactory(capacity_gpu_hours="300.00")
+    _grant(period, "500")
+    orgs = [OrganizationFactory() for _ in range(3)]
+    specs = [
+        services.GrantSpec(orgs[0], period.pk, "300"),
+        services.GrantSpec(orgs[1], other.pk, "300"),
+        services.GrantSpec(orgs[2], period.pk, "200.01"),  # 500 + 300 + 200.01 > 1000
+    ]
+    events = AuditEvent.objects.count()
+    with pytest.raises(ApplicationError) as exc:
+        services.grants_create(specs=specs, actor=StaffFactory(), source="round")
+    assert exc.value.code == "capacity_exceeded" and exc.value.extra["index"] == 2
+    assert QuotaGrant.objects.count() == 1 and GrantOutbox.objects.count() == 1
+    assert AuditEvent.objects.count() == events
+
+    specs[2] = services.GrantSpec(orgs[2], period.pk, "200")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        grants = services.grants_create(
+            specs=specs, actor=StaffFactory(), source="round", source_ref="round-7"
+        )
+    assert [g.gpu_hours for g in grants] == [Decimal("300.00"), Decimal("300.00"), Decimal("200.00")]
+    assert {g.source_ref for g in grants} == {"round-7"}
+    rows = GrantOutbox.objects.filter(grant__in=grants).order_by("grant_id")
+    assert [r.idempotency_key for r in rows] == [f"{g.public_id}:v1:apply" for g in grants]
+    assert rows[1].payload["pool"] == other.pool.code
+    assert len(callbacks) == 1  # one after-commit callback enqueues every row
+    created = AuditEvent.objects.filter(action="grant.created").order_by("pk")
+    assert [e.target_id for e in created][-3:] == [str(g.pk) for g in grants]
+    from apps.governance.services import audit_chain_verify
+
+    assert audit_chain_verify().ok
+
+
+@pytest.mark.django_db
+def test_grants_create_names_the_refused_spec(period):
+    suspended = OrganizationFactory(membership__status="suspended")
+    specs = [
+        services.GrantSpec(OrganizationFactory(), period.pk, "1"),
+        services.GrantSpec(suspended, period.pk, "1"),
+    ]
+    with pytest.raises(ApplicationError) as exc:
+        services.grants_create(specs=specs, actor=StaffFactory(), source="round")
+    assert exc.value.code == "membership_inactive" and exc.value.extra["index"] == 1
+    with pytest.raises(ApplicationError) as exc:
+        services.grants_create(
+            specs=[services.GrantSpec(OrganizationFactory(), period.pk, "x")],
+            actor=StaffFactory(),
+            source="round",
+        )
+    assert exc.value.extra["index"] == 0
+    assert not QuotaGrant.objects.exists()
+
+
+@pytest.mark.django_db
+def test_awards_may_go_to_organizations_without_membership_but_not_to_suspended_ones(period):
+    outsider = OrganizationFactory(membership=False)
+    with pytest.raises(ApplicationError):
+        _grant(period, org=outsider)
+    grant = _grant(period, org=outsider, source=QuotaGrant.Source.AWARD, source_ref="award-1")
+    assert grant.source == "award"
+    with pytest.raises(ApplicationError) as exc:
+        _grant(
+            period, org=OrganizationFactory(membership__status="suspended"), source=QuotaGrant.Source.AWARD
+        )
+    assert exc.value.code == "membership_inactive"
