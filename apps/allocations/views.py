@@ -83,7 +83,7 @@ def _round_actions() -> dict:
     return {
         "close": (services.round_close, _("The round is closed: requests can no longer be changed.")),
         "reopen": (services.round_reopen, _("The round is open for requests again.")),
-        "compute": (services.round_compute_enqueue, _("The allocation is being computed.")),
+        "compute": (services.round_compute_enqueue, _("The computation of the allocation was started.")),
         "publish": (services.round_publish, _("The round is published: the grants were created.")),
     }
 
