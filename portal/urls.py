@@ -23,4 +23,6 @@ urlpatterns = [
     path("", include("apps.organizations.urls")),
     path("", include("apps.workinggroups.urls")),
     path("", include("apps.grants.urls")),
+    path("", include("apps.reports.urls")),
+    path("", include("apps.api.urls")),
 ]
