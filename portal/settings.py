@@ -200,6 +200,7 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "apps.providers.tasks.outbox_sweep_task", "schedule": 30.0},
     "providers-reconcile": {"task": "apps.providers.tasks.reconcile_all_task", "schedule": 600.0},
     "providers-usage-pull": {"task": "apps.providers.tasks.usage_pull_all_task", "schedule": 300.0},
+    "exports-housekeeping": {"task": "apps.reports.tasks.export_housekeeping_task", "schedule": 600.0},
 }
 
 # --- Security ---------------------------------------------------------------------------------
@@ -217,22 +218,36 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# Exports (apps/reports): lists up to this many rows stream at once; larger ones are written by a
+# worker and kept for EXPORT_TTL_HOURS.
+EXPORT_STREAM_MAX_ROWS = env.int("EXPORT_STREAM_MAX_ROWS", default=5000)
+EXPORT_TTL_HOURS = env.int("EXPORT_TTL_HOURS", default=24)
+EXPORT_MAX_RUNNING_PER_USER = 3
+
 # The member API (apps/api): personal access tokens, JSON errors, OpenAPI by drf-spectacular with
 # an offline Swagger UI (sidecar).
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # Personal access tokens only (Authorization: Bearer gap_…); no session, so no CSRF to think of.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.api.authentication.PersonalAccessTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "apps.api.permissions.TokenScope",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "apps.api.pagination.ApiPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "apps.api.exceptions.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "GPU Alliance Portal member API",
+    "DESCRIPTION": "Your organizations, allocation rounds and requests, grants and usage. See docs/api.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -1,0 +1,252 @@
+"""What can be exported: each export is a list the portal shows, with the same filters (the list's
+own filter form and selector) and the same permission (``None`` from ``resolve`` means 404).
+
+``resolve(user, params)`` gets the user and the list's query string (a QueryDict) and returns the
+queryset of the rows, in the list's order; ``columns`` say what each row becomes. The scope of a
+list that belongs to an object (an organization, a provider, a round) is a query parameter
+(``org``, ``provider``, ``round``), checked like the list page checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from apps.reports.writers import DATE, DATETIME, DECIMAL, INT, Column
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    title: str
+    columns: list[Column]
+    resolve: Callable
+    file_stem: Callable = lambda params: ""
+
+
+def _filters(form) -> dict:
+    """As the list views do: the valid filters, an invalid one ignored."""
+    if not form.is_bound:
+        return {}
+    form.is_valid()
+    return {k: v for k, v in form.cleaned_data.items() if v}
+
+
+def _staff(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_staff)
+
+
+def _sync_label(grant) -> str:
+    from apps.providers.selectors import SyncState
+
+    return str(SyncState.labels.get(grant.sync_state, grant.sync_state))
+
+
+# --- grants -------------------------------------------------------------------------------------
+
+
+def _grants(user, params) -> QuerySet | None:
+    from apps.providers import selectors
+    from apps.providers.forms import GrantFilterForm
+
+    if not _staff(user):
+        return None
+    return selectors.grant_list(**_filters(GrantFilterForm(params or None)))
+
+
+def _org(user, params):
+    from apps.organizations.selectors import organization_get_by_slug
+
+    slug = params.get("org", "")
+    organization = organization_get_by_slug(slug=slug) if slug else None
+    if organization is None or not user.has_perm("providers.view_org_grants", organization):
+        return None
+    return organization
+
+
+def _org_grants(user, params) -> QuerySet | None:
+    from apps.providers import selectors
+
+    organization = _org(user, params)
+    return None if organization is None else selectors.grant_list_for_org(organization=organization)
+
+
+def _provider_grants(user, params) -> QuerySet | None:
+    from apps.providers import selectors
+    from apps.providers.forms import ConsoleFilterForm
+
+    slug = params.get("provider", "")
+    provider = selectors.provider_get(slug=slug) if slug else None
+    if provider is None or not user.has_perm("providers.view_provider_console", provider):
+        return None
+    return selectors.grant_list_for_provider(provider=provider, **_filters(ConsoleFilterForm(params or None)))
+
+
+GRANT_ID = Column("grant_id", _("Grant id"), lambda g: g.public_id)
+ORG_NAME = Column("organization", _("Organization"), lambda g: g.organization.display_name)
+ORG_SLUG = Column("organization_slug", _("Organization (slug)"), lambda g: g.organization.slug)
+PROVIDER = Column("provider", _("Provider"), lambda g: g.pool.provider.display_name)
+POOL = Column("pool", _("Pool"), lambda g: g.pool.code)
+GPU_CLASS = Column("gpu_class", _("GPU class"), lambda g: g.pool.gpu_class)
+VALID_FROM = Column("valid_from", _("Valid from"), lambda g: g.valid_from, DATE)
+VALID_UNTIL = Column("valid_until", _("Valid until (exclusive)"), lambda g: g.valid_until, DATE)
+GPU_HOURS = Column("gpu_hours", _("GPU-hours granted"), lambda g: g.gpu_hours, DECIMAL)
+USED = Column("used_hours", _("GPU-hours used"), lambda g: g.used_hours, DECIMAL)
+STATE = Column("state", _("State"), lambda g: g.get_state_display())
+SYNC = Column("sync", _("Sync"), _sync_label)
+SOURCE = Column("source", _("Source"), lambda g: g.get_source_display())
+SOURCE_REF = Column("source_ref", _("Source reference"), lambda g: g.source_ref)
+VERSION = Column("version", _("Version"), lambda g: g.version, INT)
+APPLIED = Column("applied_version", _("Applied version"), lambda g: g.applied_version, INT)
+
+
+# --- membership applications ---------------------------------------------------------------------
+
+
+def _applications(user, params) -> QuerySet | None:
+    from apps.organizations.forms import ReviewFilterForm
+    from apps.organizations.selectors import application_review_queue
+
+    if not _staff(user):
+        return None
+    form = ReviewFilterForm(params or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    return application_review_queue(
+        status=filters.get("status", ""), kind=filters.get("kind", ""), q=filters.get("q", "")
+    )
+
+
+# --- allocation round results ----------------------------------------------------------------------
+
+
+def _round(user, params):
+    from apps.allocations.selectors import round_get
+
+    if not user.has_perm("allocations.manage_round"):
+        return None
+    try:
+        round_id = int(params.get("round", ""))
+    except ValueError:
+        return None
+    return round_get(round_id=round_id)
+
+
+def _round_results(user, params) -> QuerySet | None:
+    from django.db.models import OuterRef, Subquery
+
+    from apps.allocations.models import RoundResult, RoundWeight
+
+    allocation_round = _round(user, params)
+    if allocation_round is None:
+        return None
+    weight = RoundWeight.objects.filter(round=allocation_round, organization=OuterRef("organization")).values(
+        "weight"
+    )[:1]
+    return (
+        RoundResult.objects.filter(round=allocation_round)
+        .select_related("organization", "pool__provider")
+        .annotate(weight=Subquery(weight))
+        .order_by("gpu_class", "organization__slug", "pool__code")
+    )
+
+
+def _round_stem(params) -> str:
+    return f"round-{params.get('round', '')}"
+
+
+EXPORTS: dict[str, Export] = {
+    export.name: export
+    for export in [
+        Export(
+            "grants",
+            _("Grants"),
+            [
+                GRANT_ID,
+                ORG_NAME,
+                ORG_SLUG,
+                PROVIDER,
+                POOL,
+                GPU_CLASS,
+                VALID_FROM,
+                VALID_UNTIL,
+                GPU_HOURS,
+                USED,
+                STATE,
+                SYNC,
+                VERSION,
+                APPLIED,
+                SOURCE,
+                SOURCE_REF,
+            ],
+            _grants,
+        ),
+        Export(
+            "org-grants",
+            _("GPU quota and usage"),
+            [PROVIDER, POOL, GPU_CLASS, VALID_FROM, VALID_UNTIL, GPU_HOURS, USED, STATE, SOURCE, GRANT_ID],
+            _org_grants,
+            lambda params: params.get("org", ""),
+        ),
+        Export(
+            "provider-grants",
+            _("Grants on our pools"),
+            [
+                ORG_NAME,
+                ORG_SLUG,
+                GRANT_ID,
+                POOL,
+                GPU_CLASS,
+                VALID_FROM,
+                VALID_UNTIL,
+                GPU_HOURS,
+                USED,
+                STATE,
+                VERSION,
+                APPLIED,
+                SYNC,
+            ],
+            _provider_grants,
+            lambda params: params.get("provider", ""),
+        ),
+        Export(
+            "applications",
+            _("Membership applications"),
+            [
+                Column("name_ja", _("Name (Japanese)"), lambda a: a.name_ja),
+                Column("name_en", _("Name (English)"), lambda a: a.name_en),
+                Column("kind", _("Kind"), lambda a: a.get_kind_display()),
+                Column("corporate_number", _("Corporate number"), lambda a: a.corporate_number),
+                Column("home_provider", _("Home provider"), lambda a: a.home_provider.display_name),
+                Column("contact", _("Contact"), lambda a: a.contact_name),
+                Column("contact_email", _("Contact e-mail"), lambda a: a.contact_email),
+                Column("submitted_at", _("Submitted"), lambda a: a.submitted_at, DATETIME),
+                Column("status", _("Status"), lambda a: a.get_status_display()),
+                Column("reviewer", _("Reviewer"), lambda a: a.reviewer.email if a.reviewer else ""),
+            ],
+            _applications,
+        ),
+        Export(
+            "round-results",
+            _("Allocation round result"),
+            [
+                Column("organization", _("Organization"), lambda r: r.organization.display_name),
+                Column("organization_slug", _("Organization (slug)"), lambda r: r.organization.slug),
+                Column("gpu_class", _("GPU class"), lambda r: r.gpu_class),
+                Column("provider", _("Provider"), lambda r: r.pool.provider.display_name if r.pool else ""),
+                Column("pool", _("Pool"), lambda r: r.pool.code if r.pool else ""),
+                Column("demand", _("Demand considered (GPU-hours)"), lambda r: r.demand, INT),
+                Column("weight", _("Weight"), lambda r: r.weight, DECIMAL),
+                Column("engine_amount", _("Engine's amount (GPU-hours)"), lambda r: r.amount, INT),
+                Column("final_amount", _("Final amount (GPU-hours)"), lambda r: r.final_amount, INT),
+                Column("adjustment_reason", _("Reason for the adjustment"), lambda r: r.adjustment_reason),
+                Column("stopped", _("Stopped because"), lambda r: r.get_stopped_reason_display()),
+                Column("level", _("Level"), lambda r: round(r.level, 4), DECIMAL),
+            ],
+            _round_results,
+            _round_stem,
+        ),
+    ]
+}

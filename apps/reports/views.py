@@ -1,0 +1,93 @@
+"""Exports of the portal's lists: small ones stream at once, large ones become a background job
+with a progress page; files are downloaded by the user who asked, until they expire."""
+
+import tempfile
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from apps.core.exceptions import ApplicationError
+from apps.core.http import render_page_or_partial
+from apps.governance.services import audit_record
+from apps.reports import services
+from apps.reports.models import ExportFormat, ExportJob
+from apps.reports.writers import csv_lines, write_xlsx
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _query(request) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+@login_required
+def export(request, name: str, fmt: str):
+    if fmt not in ExportFormat.values:
+        raise Http404
+    resolved = services.export_resolve(name=name, user=request.user, params=request.GET)
+    if resolved is None:
+        raise Http404
+    spec, queryset = resolved
+    total = queryset.count()
+    if total > settings.EXPORT_STREAM_MAX_ROWS:
+        try:
+            job = services.export_job_create(
+                name=name, user=request.user, query=_query(request), fmt=fmt, total_rows=total
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("reports:export-list")
+        return redirect(job)
+    file_name = services.export_file_name(spec, request.GET, fmt)
+    audit_record(
+        actor=request.user,
+        action="export.downloaded",
+        target=request.user,
+        after={"export": name, "query": _query(request), "format": fmt, "rows": total},
+    )
+    if fmt == ExportFormat.CSV:
+        response = StreamingHttpResponse(
+            csv_lines(spec.columns, services.rows(queryset)), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+        return response
+    handle = tempfile.TemporaryFile()  # noqa: SIM115  FileResponse closes it (and so deletes it)
+    write_xlsx(handle, spec.columns, services.rows(queryset), title=str(spec.title))
+    handle.seek(0)
+    return FileResponse(handle, as_attachment=True, filename=file_name, content_type=XLSX_TYPE)
+
+
+def _own_job(request, public_id) -> ExportJob:
+    job = ExportJob.objects.filter(public_id=public_id, user=request.user).first()
+    if job is None:
+        raise Http404
+    return job
+
+
+@login_required
+def export_detail(request, public_id):
+    job = _own_job(request, public_id)
+    return render_page_or_partial(request, "reports/export_detail.html", "progress", {"job": job})
+
+
+@login_required
+def export_download(request, public_id):
+    job = _own_job(request, public_id)
+    if job.status != ExportJob.Status.DONE or not job.file or job.expires_at <= timezone.now():
+        raise Http404
+    content_type = XLSX_TYPE if job.format == ExportFormat.XLSX else "text/csv; charset=utf-8"
+    return FileResponse(
+        job.file.open("rb"), as_attachment=True, filename=job.file_name, content_type=content_type
+    )
+
+
+@login_required
+def export_list(request):
+    jobs = ExportJob.objects.filter(user=request.user).order_by("-created_at")[:50]
+    return render(request, "reports/export_list.html", {"jobs": jobs})
