@@ -183,8 +183,25 @@ class QuotaGrantFactory(factory.django.DjangoModelFactory):
 
 
 class UsageRecordFactory(factory.django.DjangoModelFactory):
+    """A usage record stored through ``services.usage_ingest`` (so the monthly rollup follows)."""
+
     class Meta:
         model = "providers.UsageRecord"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from apps.providers import services
+
+        grant, provider = kwargs["grant"], kwargs["provider"]
+        record = {
+            "record_id": kwargs["record_id"],
+            "grant_id": str(grant.public_id),
+            "gpu_hours": str(kwargs["gpu_hours"]),
+            "started_at": kwargs["started_at"].isoformat(),
+            "ended_at": kwargs["ended_at"].isoformat(),
+        }
+        services.usage_ingest(provider=provider, records=[record])
+        return model_class.objects.get(provider=provider, record_id=kwargs["record_id"])
 
     grant = factory.SubFactory(QuotaGrantFactory)
     provider = factory.LazyAttribute(lambda o: o.grant.pool.provider)

@@ -329,6 +329,26 @@ class UsageRecord(models.Model):
         return f"{self.provider_id}:{self.record_id} {self.gpu_hours} h"
 
 
+class UsageMonth(models.Model):
+    """GPU-hours used under a grant in a calendar month (Asia/Tokyo; a record counts in the month its
+    interval starts). Kept up to date by ``usage_ingest`` in the same transaction as the records, so
+    that statements, settlement, transparency and dashboards read thousands of rows, not millions."""
+
+    grant = models.ForeignKey(QuotaGrant, on_delete=models.PROTECT, related_name="usage_months")
+    month = models.DateField(help_text="The first day of the month.")
+    gpu_hours = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    records = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("monthly usage")
+        verbose_name_plural = _("monthly usage")
+        constraints = [models.UniqueConstraint(fields=["grant", "month"], name="usagemonth_unique")]
+        indexes = [models.Index(fields=["month", "grant"])]
+
+    def __str__(self) -> str:
+        return f"{self.grant_id} {self.month:%Y-%m}: {self.gpu_hours} h"
+
+
 class ProviderOperator(BaseModel):
     """A provider's operator: sees that provider's pools, grants on them, sync state and usage."""
 

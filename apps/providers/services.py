@@ -11,8 +11,9 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +32,7 @@ from apps.providers.models import (
     PoolPeriod,
     Provider,
     QuotaGrant,
+    UsageMonth,
     UsageRecord,
 )
 
@@ -742,20 +744,95 @@ def usage_ingest(
     if errors and strict:
         raise UsageRejected(errors)
     result = IngestResult(duplicates=duplicates_in_batch, skipped=errors)
-    ids = list(rows)
+    new_rows = list(rows.values())
     with transaction.atomic():
-        for i in range(0, len(ids), chunk_size):
-            part = ids[i : i + chunk_size]
-            existing = set(
-                UsageRecord.objects.filter(provider=provider, record_id__in=part).values_list(
-                    "record_id", flat=True
-                )
-            )
-            new = [rows[r] for r in part if r not in existing]
-            UsageRecord.objects.bulk_create(new, batch_size=chunk_size, ignore_conflicts=True)
-            result.accepted += len(new)
-            result.duplicates += len(existing)
+        for i in range(0, len(new_rows), INSERT_CHUNK):
+            inserted = _insert_usage(new_rows[i : i + INSERT_CHUNK])
+            result.accepted += len(inserted)
+            result.duplicates += len(new_rows[i : i + INSERT_CHUNK]) - len(inserted)
+            _add_to_months(inserted)
     return result
+
+
+INSERT_CHUNK = 1000  # rows per INSERT statement (7 parameters each)
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def _insert_usage(records: list[UsageRecord]) -> list[tuple[int, datetime, Decimal]]:
+    """Insert the records that are not stored yet and return (grant, start, GPU-hours) of exactly
+    those: ``ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL and SQLite), so that concurrent pushes
+    of the same records count and roll up each record once."""
+    if not records:
+        return []
+    from django.db import connection
+
+    ops = connection.ops
+    table = UsageRecord._meta.db_table
+    now = ops.adapt_datetimefield_value(timezone.now())
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(records))
+    params = []
+    for r in records:
+        params += [
+            r.provider_id,
+            r.record_id,
+            r.grant_id,
+            ops.adapt_decimalfield_value(r.gpu_hours, 12, 4),
+            ops.adapt_datetimefield_value(r.started_at),
+            ops.adapt_datetimefield_value(r.ended_at),
+            now,
+        ]
+    columns = "provider_id, record_id, grant_id, gpu_hours, started_at, ended_at, received_at"
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES {placeholders} "
+        "ON CONFLICT (provider_id, record_id) DO NOTHING RETURNING grant_id, started_at, gpu_hours"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    rows = []
+    for grant_id, started, hours in returned:
+        if not isinstance(started, datetime):  # SQLite returns the stored text
+            started = parse_datetime(started)
+        if timezone.is_naive(started):  # stored in UTC
+            started = started.replace(tzinfo=UTC)
+        rows.append((grant_id, started, Decimal(str(hours))))
+    return rows
+
+
+def _add_to_months(inserted: list[tuple[int, datetime, Decimal]]) -> None:
+    """Add the inserted records to the monthly rollup (UsageMonth), in the same transaction."""
+    totals: dict[tuple[int, date], list] = {}
+    for grant_id, started, hours in inserted:
+        local = started.astimezone(TOKYO)
+        key = (grant_id, date(local.year, local.month, 1))
+        entry = totals.setdefault(key, [Decimal("0"), 0])
+        entry[0] += hours
+        entry[1] += 1
+    if not totals:
+        return
+    from django.db import connection
+
+    ops = connection.ops
+    table = UsageMonth._meta.db_table
+    keys = sorted(totals)  # a fixed order, so that concurrent ingestions lock rows alike
+    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
+    params = []
+    for grant_id, month in keys:
+        hours, count = totals[(grant_id, month)]
+        params += [
+            grant_id,
+            ops.adapt_datefield_value(month),
+            ops.adapt_decimalfield_value(hours, 16, 4),
+            count,
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (grant_id, month, gpu_hours, records) VALUES {placeholders} "
+            "ON CONFLICT (grant_id, month) DO UPDATE SET "
+            f"gpu_hours = {table}.gpu_hours + excluded.gpu_hours, "
+            f"records = {table}.records + excluded.records",
+            params,
+        )
 
 
 def _looks_like_uuid(value: str) -> bool:

@@ -148,3 +148,62 @@ def test_push_refuses_malformed_bodies_with_json_errors(client, grant):
 def test_push_accepts_thousands_of_records_in_one_request(client, grant):
     response = _post(client, grant.pool.provider, {"records": _records(grant, 5000)})
     assert response.status_code == 200 and response.json()["accepted"] == 5000
+
+
+# --- the monthly rollup --------------------------------------------------------------------------
+
+
+def _months(grant) -> dict[str, tuple[Decimal, int]]:
+    from apps.providers.models import UsageMonth
+
+    return {
+        f"{m.month:%Y-%m}": (m.gpu_hours, m.records)
+        for m in UsageMonth.objects.filter(grant=grant).order_by("month")
+    }
+
+
+def test_the_monthly_rollup_counts_each_record_once_in_its_tokyo_month(grant):
+    provider = grant.pool.provider
+    # 30 April 15:30 UTC is 1 May 00:30 in Tokyo: a May record.
+    may = _records(grant, 1, start=9, started_at="2026-04-30T15:30:00Z", ended_at="2026-04-30T16:00:00Z")
+    records = _records(grant, 2) + may
+    services.usage_ingest(provider=provider, records=records)
+    assert _months(grant) == {"2026-04": (Decimal("2.5000"), 2), "2026-05": (Decimal("1.2500"), 1)}
+    # Re-delivered and new records: only the new ones are added.
+    services.usage_ingest(provider=provider, records=records + _records(grant, 1, start=20, gpu_hours="0.5"))
+    assert _months(grant) == {"2026-04": (Decimal("3.0000"), 3), "2026-05": (Decimal("1.2500"), 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_pushes_of_the_same_records_count_and_roll_up_once():
+    """Four threads push the same 300 records (and 100 of their own) at once."""
+    import threading
+
+    from django.db import connection, connections
+    from django.db.models import Sum
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the race is proven on PostgreSQL")
+    period = PoolPeriodFactory()
+    grant = services.grant_create(
+        organization=OrganizationFactory(), period_id=period.pk, gpu_hours="500", actor=StaffFactory()
+    )
+    barrier = threading.Barrier(4)
+    accepted = []
+
+    def push(k):
+        try:
+            barrier.wait()
+            records = _records(grant, 300) + _records(grant, 100, start=1000 + 100 * k)
+            accepted.append(services.usage_ingest(provider=grant.pool.provider, records=records).accepted)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=push, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(accepted) == UsageRecord.objects.count() == 700
+    stored = UsageRecord.objects.aggregate(total=Sum("gpu_hours"))["total"]
+    assert _months(grant) == {"2026-04": (stored, 700)}
