@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.totp.internal.auth import TOTP
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.test.utils import override_settings
@@ -353,17 +354,19 @@ def demo_corporate_number(seq: int) -> str:
 class Command(BaseCommand):
     help = "Load the demo: providers, organizations, users and applications in every state."
 
+    # The other apps' demo data (idempotent commands), loaded after this one's people and pools.
+    APP_SEEDS = ("seed_workinggroups",)
+
     def handle(self, *args, **options):
-        if Provider.objects.filter(slug="kddi").exists():
-            self.stdout.write("Demo data already loaded.")
-            self._print_logins()
-            return
         # The demo's e-mails would only flood the console: keep them in memory.
-        with (
-            override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"),
-            transaction.atomic(),
-        ):
-            self._load()
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            if Provider.objects.filter(slug="kddi").exists():
+                self.stdout.write("Demo data already loaded.")
+            else:
+                with transaction.atomic():
+                    self._load()
+            for command in self.APP_SEEDS:
+                call_command(command, stdout=self.stdout)
         self._print_logins()
 
     def _user(self, email, name, *, staff=False, language="ja"):
