@@ -428,6 +428,9 @@ def test_vote_with_htmx_and_results_only_after_closing(client, group, member):
     assert response.status_code == 200
     assert "<html" not in response.content.decode()
     assert Ballot.objects.filter(voter=member).exists()
+    # The turnout outside the swapped box is updated out of band.
+    oob = response.content.decode().split('id="ballot-count"')[1]
+    assert oob.startswith(' hx-swap-oob="true">') and "有権者" in oob and "のうち 1" in oob
     again = client.post(url, {"option": option.pk}, headers={"HX-Request": "true"})
     assert again.status_code == 400
     assert Ballot.objects.count() == 1
