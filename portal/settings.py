@@ -202,6 +202,10 @@ CELERY_BEAT_SCHEDULE = {
     "providers-reconcile": {"task": "apps.providers.tasks.reconcile_all_task", "schedule": 600.0},
     "providers-usage-pull": {"task": "apps.providers.tasks.usage_pull_all_task", "schedule": 300.0},
     "exports-housekeeping": {"task": "apps.reports.tasks.export_housekeeping_task", "schedule": 600.0},
+    "grants-report-reminders": {
+        "task": "apps.grants.tasks.report_reminders_task",
+        "schedule": crontab(hour=8, minute=0),
+    },
     "workinggroups-digest": {
         "task": "apps.workinggroups.tasks.discussion_digest_task",
         "schedule": crontab(hour=7, minute=0),  # CELERY_TIMEZONE: Asia/Tokyo
