@@ -157,6 +157,45 @@ def _round_stem(params) -> str:
     return f"round-{params.get('round', '')}"
 
 
+# --- statements and settlement -----------------------------------------------------------------------
+
+
+def _window(params):
+    from django.utils import timezone
+
+    from apps.reports.selectors import Window, fiscal_year_of, parse_window
+
+    return parse_window(params.get("period", "")) or Window.fiscal_year(fiscal_year_of(timezone.localdate()))
+
+
+def _statement(user, params) -> list | None:
+    from apps.reports.selectors import statement
+
+    organization = _org(user, params)
+    if organization is None:
+        return None
+    return statement(organization=organization, window=_window(params)).lines
+
+
+def _settlement(user, params) -> list | None:
+    from apps.providers.selectors import provider_get
+    from apps.reports.selectors import settlement
+
+    slug = params.get("provider", "")
+    if not slug:
+        return settlement(window=_window(params)) if _staff(user) else None
+    provider = provider_get(slug=slug)
+    if provider is None or not user.has_perm("providers.view_provider_console", provider):
+        return None
+    return settlement(window=_window(params), provider=provider)
+
+
+def _period_stem(params) -> str:
+    return "-".join(
+        part for part in (params.get("org", "") or params.get("provider", ""), _window(params).key) if part
+    )
+
+
 EXPORTS: dict[str, Export] = {
     export.name: export
     for export in [
@@ -247,6 +286,32 @@ EXPORTS: dict[str, Export] = {
             ],
             _round_results,
             _round_stem,
+        ),
+        Export(
+            "statement",
+            _("Statement"),
+            [
+                Column("section", _("Section"), lambda line: line.section_label),
+                Column("provider", _("Provider"), lambda line: line.provider),
+                Column("pool", _("Pool"), lambda line: line.pool),
+                Column("gpu_class", _("GPU class"), lambda line: line.gpu_class),
+                Column("granted", _("GPU-hours granted"), lambda line: line.granted, DECIMAL),
+                Column("used", _("GPU-hours used"), lambda line: line.used, DECIMAL),
+            ],
+            _statement,
+            _period_stem,
+        ),
+        Export(
+            "settlement",
+            _("Resale settlement"),
+            [
+                Column("home_provider", _("Home provider"), lambda r: r.home_provider.display_name),
+                Column("serving_provider", _("Serving provider"), lambda r: r.serving_provider.display_name),
+                Column("gpu_hours", _("GPU-hours used"), lambda r: r.gpu_hours, DECIMAL),
+                Column("amount", _("Amount (JPY, wholesale rate)"), lambda r: r.amount, DECIMAL),
+            ],
+            _settlement,
+            _period_stem,
         ),
     ]
 }

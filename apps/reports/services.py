@@ -42,7 +42,15 @@ def export_file_name(export: Export, params, fmt: str) -> str:
 
 
 def rows(queryset):
+    """The rows of an export: a queryset is read in chunks (flat memory); a computed list (a
+    statement, a settlement) is small and read as it is."""
+    if isinstance(queryset, list):
+        return iter(queryset)
     return queryset.iterator(chunk_size=CHUNK)
+
+
+def count(queryset) -> int:
+    return len(queryset) if isinstance(queryset, list) else queryset.count()
 
 
 @transaction.atomic

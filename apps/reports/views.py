@@ -9,10 +9,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
 from apps.core.http import render_page_or_partial
 from apps.governance.services import audit_record
+from apps.organizations.views import staff_required
 from apps.reports import services
 from apps.reports.models import ExportFormat, ExportJob
 from apps.reports.writers import csv_lines, write_xlsx
@@ -34,7 +36,7 @@ def export(request, name: str, fmt: str):
     if resolved is None:
         raise Http404
     spec, queryset = resolved
-    total = queryset.count()
+    total = services.count(queryset)
     if total > settings.EXPORT_STREAM_MAX_ROWS:
         try:
             job = services.export_job_create(
@@ -91,3 +93,91 @@ def export_download(request, public_id):
 def export_list(request):
     jobs = ExportJob.objects.filter(user=request.user).order_by("-created_at")[:50]
     return render(request, "reports/export_list.html", {"jobs": jobs})
+
+
+# --- statements and settlement -----------------------------------------------------------------------
+
+
+def _window(request, years: list[int]):
+    from apps.reports.selectors import Window, parse_window
+
+    value = request.GET.get("period", "")
+    window = parse_window(value)
+    error = bool(value) and window is None
+    return window or Window.fiscal_year(years[0]), error
+
+
+@login_required
+def org_statement(request, slug: str):
+    from apps.organizations.selectors import organization_get_by_slug
+    from apps.reports import selectors
+
+    organization = organization_get_by_slug(slug=slug)
+    if organization is None or not request.user.has_perm("providers.view_org_grants", organization):
+        raise Http404
+    years = selectors.statement_years(organization=organization)
+    window, bad_period = _window(request, years)
+    statement = selectors.statement(organization=organization, window=window)
+    return render(
+        request,
+        "reports/statement.html",
+        {
+            "organization": organization,
+            "statement": statement,
+            "window": window,
+            "bad_period": bad_period,
+            "choices": selectors.window_choices(
+                sorted(set(years) | {window.fiscal_year_number}, reverse=True)
+            ),
+            "chart": _statement_chart(statement),
+        },
+    )
+
+
+def _statement_chart(statement) -> dict:
+    return {
+        "type": "bar",
+        "labels": [f"{month:%Y-%m}" for month, _granted, _used in statement.by_month],
+        "series": [
+            {"label": str(_("Granted (GPU-hours)")), "data": [float(g) for _m, g, _u in statement.by_month]},
+            {"label": str(_("Used (GPU-hours)")), "data": [float(u) for _m, _g, u in statement.by_month]},
+        ],
+    }
+
+
+def _settlement_page(request, *, provider=None):
+    from apps.reports import selectors
+
+    years = sorted({selectors.fiscal_year_of(timezone.localdate()) - k for k in range(3)}, reverse=True)
+    window, bad_period = _window(request, years)
+    rows = selectors.settlement(window=window, provider=provider)
+    return render(
+        request,
+        "reports/settlement.html",
+        {
+            "provider": provider,
+            "rows": rows,
+            "window": window,
+            "bad_period": bad_period,
+            "choices": selectors.window_choices(
+                sorted(set(years) | {window.fiscal_year_number}, reverse=True)
+            ),
+            "total_hours": sum((r.gpu_hours for r in rows), selectors.ZERO),
+            "total_amount": sum((r.amount for r in rows), selectors.ZERO),
+        },
+    )
+
+
+@staff_required
+def settlement(request):
+    return _settlement_page(request)
+
+
+@login_required
+def provider_settlement(request, slug: str):
+    from apps.providers.selectors import provider_get
+
+    provider = provider_get(slug=slug)
+    if provider is None or not request.user.has_perm("providers.view_provider_console", provider):
+        raise Http404
+    return _settlement_page(request, provider=provider)
