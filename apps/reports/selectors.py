@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import F, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
 from apps.allocations.models import fiscal_year_bounds
@@ -73,13 +73,18 @@ class Window:
         return f"{self.start:%Y-%m}" if self.kind == "month" else f"FY{self.start.year}"
 
 
-def prorated(grant, window: Window) -> Decimal:
-    """The share of ``grant``'s GPU-hours that falls in ``window`` (see the module docstring)."""
-    total_days = (grant.valid_until - grant.valid_from).days
-    overlap = (min(grant.valid_until, window.end) - max(grant.valid_from, window.start)).days
+def prorate(hours: Decimal, valid_from: datetime.date, valid_until: datetime.date, window: Window) -> Decimal:
+    """The share of ``hours`` spread over [valid_from, valid_until) that falls in ``window``."""
+    total_days = (valid_until - valid_from).days
+    overlap = (min(valid_until, window.end) - max(valid_from, window.start)).days
     if total_days <= 0 or overlap <= 0:
         return ZERO
-    return (grant.gpu_hours * overlap / total_days).quantize(CENT, rounding=ROUND_HALF_UP)
+    return (hours * overlap / total_days).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def prorated(grant, window: Window) -> Decimal:
+    """The share of ``grant``'s GPU-hours that falls in ``window`` (see the module docstring)."""
+    return prorate(grant.gpu_hours, grant.valid_from, grant.valid_until, window)
 
 
 # --- member statements ---------------------------------------------------------------------------
@@ -264,3 +269,301 @@ def window_choices(years: list[int]) -> list[tuple[str, list[tuple[str, str]]]]:
         options += [(f"{m:%Y-%m}", f"{m:%Y-%m}") for m in months(start, end)]
         groups.append((str(_("Fiscal year %(year)s") % {"year": year}), options))
     return groups
+
+
+# --- transparency ------------------------------------------------------------------------------------
+
+
+def jain_index(values: list[float]) -> float | None:
+    """Jain's fairness index (sum x)^2 / (n * sum x^2): 1 when all are equal, 1/n at worst."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    squares = sum(v * v for v in values)
+    return (sum(values) ** 2) / (len(values) * squares) if squares else 1.0
+
+
+@dataclass
+class Figures:
+    """Capacity, demand, granted and used GPU-hours of a class, a provider or a kind of org."""
+
+    key: str
+    label: str
+    capacity: Decimal = ZERO
+    requested: Decimal = ZERO
+    granted: Decimal = ZERO
+    used: Decimal = ZERO
+    organizations: int = 0
+    level: float | None = None
+    jain: float | None = None
+    unmet: int = 0
+    share: float = 0.0
+
+    @property
+    def granted_pct(self) -> int:
+        return round(100 * self.granted / self.capacity) if self.capacity else 0
+
+    @property
+    def used_pct(self) -> int:
+        return round(100 * self.used / self.granted) if self.granted else 0
+
+
+def _kind_label(kind: str) -> str:
+    from apps.organizations.models import OrganizationKind
+
+    return str(OrganizationKind(kind).label) if kind in OrganizationKind.values else kind
+
+
+def _shares(by_kind: dict[str, Figures]) -> list[Figures]:
+    from apps.organizations.models import OrganizationKind
+
+    total = sum((f.granted for f in by_kind.values()), ZERO)
+    rows = []
+    for kind in OrganizationKind.values:
+        figures = by_kind.get(kind) or Figures(kind, _kind_label(kind))
+        figures.share = float(100 * figures.granted / total) if total else 0.0
+        rows.append(figures)
+    return rows
+
+
+@dataclass
+class RoundReport:
+    round: object
+    classes: list[Figures]
+    providers: list[Figures]
+    kinds: list[Figures]
+    reserved_for_awards: Decimal
+
+    @property
+    def totals(self) -> Figures:
+        total = Figures("all", str(_("All classes")))
+        for figures in self.classes:
+            total.capacity += figures.capacity
+            total.requested += figures.requested
+            total.granted += figures.granted
+            total.used += figures.used
+        return total
+
+
+def round_report(*, allocation_round) -> RoundReport:
+    """The public figures of a published round: per GPU class, per provider and per kind of
+    organization; the max-min level and the Jain index of granted/entitlement among the
+    organizations whose demand was not met (entitlement = weight x the class's level). Numbers only:
+    no organization is named. A fixed number of queries."""
+    from apps.allocations.models import AllocationRequest, RoundPool, RoundResult, RoundWeight
+
+    classes: dict[str, Figures] = {}
+    providers: dict[int, Figures] = {}
+    reserved = ZERO
+    for rp in RoundPool.objects.filter(round=allocation_round).select_related("pool__provider"):
+        cls = classes.setdefault(rp.pool.gpu_class, Figures(rp.pool.gpu_class, rp.pool.gpu_class))
+        cls.capacity += rp.capacity
+        prov = providers.setdefault(
+            rp.pool.provider_id, Figures(rp.pool.provider.slug, rp.pool.provider.display_name)
+        )
+        prov.capacity += rp.capacity
+        reserved += Decimal(str((rp.derivation or {}).get("reserved_for_awards", "0")))
+    for row in (
+        AllocationRequest.objects.filter(round=allocation_round)
+        .values("gpu_class")
+        .annotate(total=Sum("demand_gpu_hours"))
+        .order_by()
+    ):
+        classes.setdefault(row["gpu_class"], Figures(row["gpu_class"], row["gpu_class"])).requested += row[
+            "total"
+        ]
+    weights = dict(
+        RoundWeight.objects.filter(round=allocation_round).values_list("organization_id", "weight")
+    )
+    per_org: dict[tuple[int, str], dict] = {}
+    by_kind: dict[str, Figures] = {}
+    for result in RoundResult.objects.filter(round=allocation_round).select_related("organization", "pool"):
+        amount = Decimal(result.final_amount)
+        entry = per_org.setdefault(
+            (result.organization_id, result.gpu_class),
+            {"granted": ZERO, "stopped": result.stopped_reason, "level": result.level},
+        )
+        entry["granted"] += amount
+        cls = classes.setdefault(result.gpu_class, Figures(result.gpu_class, result.gpu_class))
+        cls.granted += amount
+        cls.level = max(cls.level or 0.0, result.level)
+        if result.pool is not None:
+            providers[result.pool.provider_id].granted += amount
+        kind = result.organization.kind
+        by_kind.setdefault(kind, Figures(kind, _kind_label(kind))).granted += amount
+    orgs_by_kind: dict[str, set] = defaultdict(set)
+    orgs_by_class: dict[str, set] = defaultdict(set)
+    ratios: dict[str, list[float]] = defaultdict(list)
+    kinds = dict(
+        RoundResult.objects.filter(round=allocation_round).values_list(
+            "organization_id", "organization__kind"
+        )
+    )
+    for (org_id, gpu_class), entry in per_org.items():
+        orgs_by_class[gpu_class].add(org_id)
+        orgs_by_kind[kinds[org_id]].add(org_id)
+        level = classes[gpu_class].level
+        if entry["stopped"] == RoundResult.Stopped.POOLS_EXHAUSTED and level and org_id in weights:
+            ratios[gpu_class].append(float(entry["granted"]) / (float(weights[org_id]) * level))
+    for gpu_class, figures in classes.items():
+        figures.organizations = len(orgs_by_class[gpu_class])
+        figures.unmet = len(ratios[gpu_class])
+        figures.jain = jain_index(ratios[gpu_class])
+    for kind, figures in by_kind.items():
+        figures.organizations = len(orgs_by_kind[kind])
+    # Used: usage under the round's grants, in the round's months.
+    for row in (
+        UsageMonth.objects.filter(
+            grant__source_ref=f"round-{allocation_round.pk}",
+            month__gte=allocation_round.period_start,
+            month__lt=allocation_round.period_end,
+        )
+        .values("grant__pool__gpu_class", "grant__pool__provider")
+        .annotate(hours=Sum("gpu_hours"))
+        .order_by()
+    ):
+        if row["grant__pool__gpu_class"] in classes:
+            classes[row["grant__pool__gpu_class"]].used += row["hours"]
+        if row["grant__pool__provider"] in providers:
+            providers[row["grant__pool__provider"]].used += row["hours"]
+    return RoundReport(
+        allocation_round,
+        [classes[k] for k in sorted(classes)],
+        sorted(providers.values(), key=lambda f: f.label),
+        _shares(by_kind),
+        reserved,
+    )
+
+
+@dataclass
+class YearReport:
+    year: int
+    rounds: list[RoundReport]
+    classes: list[Figures]
+    providers: list[Figures]
+    kinds: list[Figures]
+    programs: list[dict]
+
+
+def fiscal_year_report(*, year: int) -> YearReport:
+    """The public figures of a fiscal year: its published rounds; per class and provider what was
+    granted (all sources, pro-rated to the year) and used; the share by kind of organization; and
+    the program calls opened in the year with their budgets and awards."""
+    from apps.allocations.models import AllocationRound
+
+    window = Window.fiscal_year(year)
+    rounds = [
+        round_report(allocation_round=r)
+        for r in AllocationRound.objects.filter(
+            status=AllocationRound.Status.PUBLISHED, fiscal_year=year
+        ).order_by("period_start", "pk")
+    ]
+    classes: dict[str, Figures] = {}
+    providers: dict[int, Figures] = {}
+    by_kind: dict[str, Figures] = {}
+    orgs_by_kind: dict[str, set] = defaultdict(set)
+    grants = QuotaGrant.objects.filter(
+        valid_from__lt=window.end, valid_until__gt=window.start, state__in=QuotaGrant.LIVE_STATES
+    ).select_related("pool__provider", "organization")
+    for grant in grants.iterator(chunk_size=2000):
+        amount = prorated(grant, window)
+        cls = classes.setdefault(grant.pool.gpu_class, Figures(grant.pool.gpu_class, grant.pool.gpu_class))
+        cls.granted += amount
+        prov = providers.setdefault(
+            grant.pool.provider_id, Figures(grant.pool.provider.slug, grant.pool.provider.display_name)
+        )
+        prov.granted += amount
+        kind = grant.organization.kind
+        by_kind.setdefault(kind, Figures(kind, _kind_label(kind))).granted += amount
+        orgs_by_kind[kind].add(grant.organization_id)
+    from apps.providers.models import PoolPeriod
+
+    for period in PoolPeriod.objects.filter(
+        starts_on__lt=window.end, ends_on__gt=window.start
+    ).select_related("pool__provider"):
+        share = prorate(period.capacity_gpu_hours, period.starts_on, period.ends_on, window)
+        classes.setdefault(
+            period.pool.gpu_class, Figures(period.pool.gpu_class, period.pool.gpu_class)
+        ).capacity += share
+        providers.setdefault(
+            period.pool.provider_id, Figures(period.pool.provider.slug, period.pool.provider.display_name)
+        ).capacity += share
+    for row in (
+        UsageMonth.objects.filter(month__gte=window.start, month__lt=window.end)
+        .values("grant__pool__gpu_class", "grant__pool__provider")
+        .annotate(hours=Sum("gpu_hours"))
+        .order_by()
+    ):
+        if row["grant__pool__gpu_class"] in classes:
+            classes[row["grant__pool__gpu_class"]].used += row["hours"]
+        if row["grant__pool__provider"] in providers:
+            providers[row["grant__pool__provider"]].used += row["hours"]
+    for kind, figures in by_kind.items():
+        figures.organizations = len(orgs_by_kind[kind])
+    return YearReport(
+        year,
+        rounds,
+        [classes[k] for k in sorted(classes)],
+        sorted(providers.values(), key=lambda f: f.label),
+        _shares(by_kind),
+        _programs(window),
+    )
+
+
+def _programs(window: Window) -> list[dict]:
+    """Calls opened in the window: budget and awarded GPU-hours per class (live awards)."""
+    from django.db.models.functions import TruncDate
+
+    from apps.grants.models import Award, AwardLine, Call
+
+    calls = list(
+        Call.objects.annotate(opened=TruncDate("opens_at"))
+        .filter(opened__gte=window.start, opened__lt=window.end)
+        .select_related("program")
+        .order_by("opens_at", "pk")
+    )
+    awarded: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
+    counts: dict[int, int] = defaultdict(int)
+    for row in (
+        AwardLine.objects.filter(award__application__call__in=calls)
+        .exclude(award__status=Award.Status.REVOKED)
+        .values("award__application__call", "gpu_class")
+        .annotate(hours=Sum("gpu_hours"))
+        .order_by()
+    ):
+        awarded[(row["award__application__call"], row["gpu_class"])] += row["hours"]
+    for row in (
+        Award.objects.filter(application__call__in=calls)
+        .exclude(status=Award.Status.REVOKED)
+        .values("application__call")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        counts[row["application__call"]] = row["n"]
+    out = []
+    for call in calls:
+        budget = call.budget or {}
+        out.append(
+            {
+                "call": call,
+                "awards": counts[call.pk],
+                "classes": [
+                    {"gpu_class": cls, "budget": budget[cls], "awarded": awarded[(call.pk, cls)]}
+                    for cls in sorted(budget)
+                ],
+            }
+        )
+    return out
+
+
+def transparency_years() -> list[int]:
+    from apps.allocations.models import AllocationRound
+
+    return sorted(
+        set(
+            AllocationRound.objects.filter(status=AllocationRound.Status.PUBLISHED).values_list(
+                "fiscal_year", flat=True
+            )
+        ),
+        reverse=True,
+    )

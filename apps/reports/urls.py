@@ -11,4 +11,7 @@ urlpatterns = [
     path("orgs/<slug:slug>/statement/", views.org_statement, name="org-statement"),
     path("secretariat/settlement/", views.settlement, name="settlement"),
     path("provider/<slug:slug>/settlement/", views.provider_settlement, name="provider-settlement"),
+    path("transparency/", views.transparency_index, name="transparency"),
+    path("transparency/rounds/<int:round_id>/", views.transparency_round, name="transparency-round"),
+    path("transparency/fy/<int:year>/", views.transparency_year, name="transparency-year"),
 ]

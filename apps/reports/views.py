@@ -181,3 +181,87 @@ def provider_settlement(request, slug: str):
     if provider is None or not request.user.has_perm("providers.view_provider_console", provider):
         raise Http404
     return _settlement_page(request, provider=provider)
+
+
+# --- transparency (public) ---------------------------------------------------------------------------
+
+
+def transparency_index(request):
+    from apps.allocations.models import AllocationRound
+    from apps.reports import selectors
+
+    rounds = AllocationRound.objects.filter(status=AllocationRound.Status.PUBLISHED).order_by(
+        "-period_start", "-pk"
+    )
+    return render(
+        request,
+        "reports/transparency_index.html",
+        {"rounds": rounds, "years": selectors.transparency_years()},
+    )
+
+
+def _figures_chart(figures, *, with_capacity=True, with_requested=False) -> dict:
+    series = []
+    if with_capacity:
+        series.append({"label": str(_("Capacity")), "data": [float(f.capacity) for f in figures]})
+    if with_requested:
+        series.append({"label": str(_("Requested")), "data": [float(f.requested) for f in figures]})
+    series.append({"label": str(_("Granted")), "data": [float(f.granted) for f in figures]})
+    series.append({"label": str(_("Used")), "data": [float(f.used) for f in figures]})
+    return {
+        "type": "bar",
+        "labels": [f.label for f in figures],
+        "series": series,
+        "unit": str(_("GPU-hours")),
+    }
+
+
+def _kinds_chart(kinds) -> dict:
+    return {
+        "type": "doughnut",
+        "labels": [f.label for f in kinds],
+        "series": [
+            {"label": str(_("Share of the GPU-hours granted")), "data": [round(f.share, 1) for f in kinds]}
+        ],
+    }
+
+
+def transparency_round(request, round_id: int):
+    from apps.allocations.models import AllocationRound
+    from apps.reports import selectors
+
+    allocation_round = AllocationRound.objects.filter(
+        pk=round_id, status=AllocationRound.Status.PUBLISHED
+    ).first()
+    if allocation_round is None:
+        raise Http404
+    report = selectors.round_report(allocation_round=allocation_round)
+    return render(
+        request,
+        "reports/transparency_round.html",
+        {
+            "report": report,
+            "round": allocation_round,
+            "class_chart": _figures_chart(report.classes, with_requested=True),
+            "provider_chart": _figures_chart(report.providers),
+            "kind_chart": _kinds_chart(report.kinds),
+        },
+    )
+
+
+def transparency_year(request, year: int):
+    from apps.reports import selectors
+
+    if year not in selectors.transparency_years():
+        raise Http404
+    report = selectors.fiscal_year_report(year=year)
+    return render(
+        request,
+        "reports/transparency_year.html",
+        {
+            "report": report,
+            "class_chart": _figures_chart(report.classes),
+            "provider_chart": _figures_chart(report.providers),
+            "kind_chart": _kinds_chart(report.kinds),
+        },
+    )
