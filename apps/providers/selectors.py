@@ -44,6 +44,7 @@ from apps.providers.models import (
     ProviderOperator,
     QuotaGrant,
     ResourcePool,
+    UsageMonth,
     UsageRecord,
 )
 
@@ -99,7 +100,7 @@ def _failing_outbox() -> Exists:
 def _with_sync(queryset: QuerySet[QuotaGrant]) -> QuerySet[QuotaGrant]:
     """Annotate grants with ``used_hours``, ``sync_state`` and the figures behind it."""
     return queryset.annotate(
-        used_hours=_sum(UsageRecord.objects.filter(grant_id=OuterRef("pk")), "grant_id", "gpu_hours"),
+        used_hours=_sum(UsageMonth.objects.filter(grant_id=OuterRef("pk")), "grant_id", "gpu_hours"),
         outbox_attempts=Coalesce(
             Subquery(
                 GrantOutbox.objects.filter(grant_id=OuterRef("pk"), state__in=UNSETTLED)
@@ -147,7 +148,7 @@ def _periods_with_utilisation() -> QuerySet[PoolPeriod]:
             granted_hours=_sum(live, "period_id", "gpu_hours"),
             live_grants=_count(live, "period_id"),
             used_hours=_sum(
-                UsageRecord.objects.filter(grant__period_id=OuterRef("pk")), "grant__period_id", "gpu_hours"
+                UsageMonth.objects.filter(grant__period_id=OuterRef("pk")), "grant__period_id", "gpu_hours"
             ),
         )
         .order_by("starts_on")

@@ -150,44 +150,58 @@ class Statement:
 def statement(*, organization, window: Window) -> Statement:
     """Per pool and provider, GPU-hours granted (pro-rated) and used in the window, program awards
     apart; and month by month for the chart. Two queries."""
-    grants = list(
-        QuotaGrant.objects.filter(
-            organization=organization, valid_from__lt=window.end, valid_until__gt=window.start
-        ).select_related("pool__provider")
-    )
+    [result] = statements_for(organizations=[organization], window=window)
+    return result
+
+
+def statements_for(*, organizations: list, window: Window) -> list[Statement]:
+    """``statement`` for several organizations at once, still in two queries."""
+    if not organizations:
+        return []
+    grants = QuotaGrant.objects.filter(
+        organization__in=organizations, valid_from__lt=window.end, valid_until__gt=window.start
+    ).select_related("pool__provider")
     used = defaultdict(lambda: ZERO)
-    used_by_month = defaultdict(lambda: ZERO)
+    used_by_month: dict[int, dict] = defaultdict(lambda: defaultdict(lambda: ZERO))
     for row in (
         UsageMonth.objects.filter(
-            grant__organization=organization, month__gte=window.start, month__lt=window.end
+            grant__organization__in=organizations, month__gte=window.start, month__lt=window.end
         )
-        .values("grant_id", "month")
+        .values("grant_id", "grant__organization_id", "month")
         .annotate(hours=Sum("gpu_hours"))
         .order_by()
     ):
         used[row["grant_id"]] += row["hours"]
-        used_by_month[row["month"]] += row["hours"]
-    lines: dict[tuple, StatementLine] = {}
-    granted_by_month = defaultdict(lambda: ZERO)
+        used_by_month[row["grant__organization_id"]][row["month"]] += row["hours"]
+    window_months = months(window.start, window.end)
+    lines: dict[int, dict[tuple, StatementLine]] = defaultdict(dict)
+    granted_by_month: dict[int, dict] = defaultdict(lambda: defaultdict(lambda: ZERO))
     for grant in grants:
         section = "award" if grant.source == QuotaGrant.Source.AWARD else "allocation"
-        key = (section, grant.pool.provider.display_name, grant.pool.code)
-        line = lines.setdefault(
-            key,
-            StatementLine(section, grant.pool.provider.display_name, grant.pool.code, grant.pool.gpu_class),
+        provider = grant.pool.provider.display_name
+        line = lines[grant.organization_id].setdefault(
+            (section, provider, grant.pool.code),
+            StatementLine(section, provider, grant.pool.code, grant.pool.gpu_class),
         )
         if grant.state in QuotaGrant.LIVE_STATES:
             line.granted += prorated(grant, window)
-            for month in months(window.start, window.end):
-                granted_by_month[month] += prorated(grant, Window(month, next_month(month), "month"))
+            for month in window_months:
+                granted_by_month[grant.organization_id][month] += prorated(
+                    grant, Window(month, next_month(month), "month")
+                )
         line.used += used.get(grant.pk, ZERO)
-    ordered = sorted(
-        lines.values(), key=lambda line: (line.section != "allocation", line.provider, line.pool)
-    )
-    series = [
-        (month, granted_by_month[month], used_by_month[month]) for month in months(window.start, window.end)
-    ]
-    return Statement(organization, window, ordered, series)
+    out = []
+    for organization in organizations:
+        ordered = sorted(
+            lines[organization.pk].values(),
+            key=lambda line: (line.section != "allocation", line.provider, line.pool),
+        )
+        series = [
+            (month, granted_by_month[organization.pk][month], used_by_month[organization.pk][month])
+            for month in window_months
+        ]
+        out.append(Statement(organization, window, ordered, series))
+    return out
 
 
 def statement_years(*, organization) -> list[int]:
