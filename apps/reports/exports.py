@@ -196,6 +196,45 @@ def _period_stem(params) -> str:
     )
 
 
+# --- usage lists and the audit log -----------------------------------------------------------------------
+
+
+def _usage_filters_from(params, *, scoped: bool) -> dict:
+    from apps.reports.forms import UsageFilterForm
+
+    return _filters(UsageFilterForm(params or None, scoped_to_org=scoped))
+
+
+def _usage_months(user, params):
+    from apps.reports.selectors import usage_month_list
+
+    if params.get("org"):
+        organization = _org(user, params)
+        if organization is None:
+            return None
+        return usage_month_list(org=organization, **_usage_filters_from(params, scoped=True))
+    if not _staff(user):
+        return None
+    return usage_month_list(**_usage_filters_from(params, scoped=False))
+
+
+def _usage_records(user, params):
+    from apps.reports.selectors import usage_record_list
+
+    if not _staff(user):
+        return None
+    return usage_record_list(**_usage_filters_from(params, scoped=False))
+
+
+def _audit(user, params):
+    from apps.reports.forms import AuditFilterForm
+    from apps.reports.selectors import audit_event_list
+
+    if not _staff(user):
+        return None
+    return audit_event_list(**_filters(AuditFilterForm(params or None)))
+
+
 EXPORTS: dict[str, Export] = {
     export.name: export
     for export in [
@@ -313,5 +352,61 @@ EXPORTS: dict[str, Export] = {
             _settlement,
             _period_stem,
         ),
+        Export(
+            "usage-months",
+            _("Usage by organization, pool and month"),
+            [
+                Column("month", _("Month"), lambda m: f"{m.month:%Y-%m}"),
+                Column("organization", _("Organization"), lambda m: m.grant.organization.display_name),
+                Column("organization_slug", _("Organization (slug)"), lambda m: m.grant.organization.slug),
+                Column("provider", _("Provider"), lambda m: m.grant.pool.provider.display_name),
+                Column("pool", _("Pool"), lambda m: m.grant.pool.code),
+                Column("gpu_class", _("GPU class"), lambda m: m.grant.pool.gpu_class),
+                Column("grant_id", _("Grant id"), lambda m: m.grant.public_id),
+                Column("gpu_hours", _("GPU-hours used"), lambda m: m.gpu_hours, DECIMAL),
+                Column("records", _("Usage records"), lambda m: m.records, INT),
+            ],
+            _usage_months,
+            lambda params: params.get("org", ""),
+        ),
+        Export(
+            "usage-records",
+            _("Usage records"),
+            [
+                Column("provider", _("Provider"), lambda r: r.provider.display_name),
+                Column("record_id", _("Record id"), lambda r: r.record_id),
+                Column("grant_id", _("Grant id"), lambda r: r.grant.public_id),
+                Column("organization_slug", _("Organization (slug)"), lambda r: r.grant.organization.slug),
+                Column("pool", _("Pool"), lambda r: r.grant.pool.code),
+                Column("started_at", _("Started at"), lambda r: r.started_at, DATETIME),
+                Column("ended_at", _("Ended at"), lambda r: r.ended_at, DATETIME),
+                Column("gpu_hours", _("GPU-hours"), lambda r: r.gpu_hours, DECIMAL),
+                Column("received_at", _("Received at"), lambda r: r.received_at, DATETIME),
+            ],
+            _usage_records,
+        ),
+        Export(
+            "audit",
+            _("Audit log"),
+            [
+                Column("id", _("Event"), lambda e: e.pk, INT),
+                Column("occurred_at", _("Occurred at"), lambda e: e.occurred_at, DATETIME),
+                Column("actor", _("Actor"), lambda e: e.actor_label),
+                Column("action", _("Action"), lambda e: e.action),
+                Column("target_type", _("Object type"), lambda e: e.target_type),
+                Column("target_id", _("Object id"), lambda e: e.target_id),
+                Column("target", _("Object"), lambda e: e.target_repr),
+                Column("before", _("Before"), lambda e: _json(e.before)),
+                Column("after", _("After"), lambda e: _json(e.after)),
+                Column("hash", _("Hash"), lambda e: e.hash),
+            ],
+            _audit,
+        ),
     ]
 }
+
+
+def _json(value) -> str:
+    import json
+
+    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)

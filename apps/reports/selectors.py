@@ -581,3 +581,62 @@ def transparency_years() -> list[int]:
         ),
         reverse=True,
     )
+
+
+# --- usage lists and the audit log ---------------------------------------------------------------------
+
+
+def _usage_filters(
+    qs, *, prefix: str, month: str = "", provider: str = "", organization: str = "", gpu_class: str = ""
+):
+    if provider:
+        qs = qs.filter(**{f"{prefix}pool__provider__slug": provider})
+    if organization:
+        qs = qs.filter(**{f"{prefix}organization__slug": organization})
+    if gpu_class:
+        qs = qs.filter(**{f"{prefix}pool__gpu_class": gpu_class})
+    return qs
+
+
+def usage_month_list(*, org=None, month: str = "", **filters):
+    """Usage by organization, pool and month (the rollup), newest month first."""
+    qs = UsageMonth.objects.select_related("grant__organization", "grant__pool__provider")
+    if org is not None:  # a member's own list (``organization`` is the staff's slug filter)
+        qs = qs.filter(grant__organization=org)
+    if month:
+        qs = qs.filter(month=datetime.date(int(month[:4]), int(month[5:7]), 1))
+    qs = _usage_filters(qs, prefix="grant__", **filters)
+    return qs.order_by("-month", "grant__organization__slug", "grant__pool__code", "grant_id")
+
+
+def usage_record_list(*, org=None, month: str = "", **filters):
+    """Usage records as the providers reported them, newest first."""
+    from zoneinfo import ZoneInfo
+
+    from apps.providers.models import UsageRecord
+
+    qs = UsageRecord.objects.select_related("grant__organization", "grant__pool", "provider")
+    if org is not None:  # a member's own list (``organization`` is the staff's slug filter)
+        qs = qs.filter(grant__organization=org)
+    if month:
+        tokyo = ZoneInfo("Asia/Tokyo")
+        start = datetime.datetime(int(month[:4]), int(month[5:7]), 1, tzinfo=tokyo)
+        end = datetime.datetime.combine(next_month(start.date()), datetime.time(), tzinfo=tokyo)
+        qs = qs.filter(started_at__gte=start, started_at__lt=end)
+    qs = _usage_filters(qs, prefix="grant__", **filters)
+    return qs.order_by("-started_at", "-id")
+
+
+def audit_event_list(*, action: str = "", actor: str = "", target_type: str = "", target_id: str = ""):
+    from apps.governance.models import AuditEvent
+
+    qs = AuditEvent.objects.select_related("actor")
+    if action:
+        qs = qs.filter(action__startswith=action)
+    if actor:
+        qs = qs.filter(actor_label__icontains=actor)
+    if target_type:
+        qs = qs.filter(target_type=target_type)
+    if target_id:
+        qs = qs.filter(target_id=target_id)
+    return qs.order_by("-id")

@@ -14,4 +14,8 @@ urlpatterns = [
     path("transparency/", views.transparency_index, name="transparency"),
     path("transparency/rounds/<int:round_id>/", views.transparency_round, name="transparency-round"),
     path("transparency/fy/<int:year>/", views.transparency_year, name="transparency-year"),
+    path("secretariat/usage/", views.usage_months, name="usage-months"),
+    path("secretariat/usage/records/", views.usage_records, name="usage-records"),
+    path("secretariat/audit/", views.audit_log, name="audit-log"),
+    path("orgs/<slug:slug>/usage/", views.org_usage, name="org-usage"),
 ]

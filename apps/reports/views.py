@@ -265,3 +265,100 @@ def transparency_year(request, year: int):
             "kind_chart": _kinds_chart(report.kinds),
         },
     )
+
+
+# --- usage lists and the audit log -----------------------------------------------------------------------
+
+PAGE_SIZE = 50
+
+
+def _valid(form) -> dict:
+    if not form.is_bound:
+        return {}
+    form.is_valid()
+    return {k: v for k, v in form.cleaned_data.items() if v}
+
+
+def _usage_page(request, *, template: str, listing, organization=None, export: str, scope: dict):
+    from django.core.paginator import Paginator
+
+    from apps.reports.forms import UsageFilterForm
+
+    form = UsageFilterForm(request.GET or None, scoped_to_org=organization is not None)
+    rows = listing(org=organization, **_valid(form))
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render_page_or_partial(
+        request,
+        template,
+        "results",
+        {
+            "form": form,
+            "page": page,
+            "organization": organization,
+            "export": export,
+            "scope_key": next(iter(scope), ""),
+            "scope_value": next(iter(scope.values()), ""),
+            "querystring": _query(request),
+        },
+    )
+
+
+@staff_required
+def usage_months(request):
+    from apps.reports import selectors
+
+    return _usage_page(
+        request,
+        template="reports/usage_months.html",
+        listing=selectors.usage_month_list,
+        export="usage-months",
+        scope={},
+    )
+
+
+@staff_required
+def usage_records(request):
+    from apps.reports import selectors
+
+    return _usage_page(
+        request,
+        template="reports/usage_records.html",
+        listing=selectors.usage_record_list,
+        export="usage-records",
+        scope={},
+    )
+
+
+@login_required
+def org_usage(request, slug: str):
+    from apps.organizations.selectors import organization_get_by_slug
+    from apps.reports import selectors
+
+    organization = organization_get_by_slug(slug=slug)
+    if organization is None or not request.user.has_perm("providers.view_org_grants", organization):
+        raise Http404
+    return _usage_page(
+        request,
+        template="reports/usage_months.html",
+        listing=selectors.usage_month_list,
+        organization=organization,
+        export="usage-months",
+        scope={"org": organization.slug},
+    )
+
+
+@staff_required
+def audit_log(request):
+    from django.core.paginator import Paginator
+
+    from apps.reports import selectors
+    from apps.reports.forms import AuditFilterForm
+
+    form = AuditFilterForm(request.GET or None)
+    page = Paginator(selectors.audit_event_list(**_valid(form)), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render_page_or_partial(
+        request,
+        "reports/audit_log.html",
+        "results",
+        {"form": form, "page": page, "querystring": _query(request)},
+    )
