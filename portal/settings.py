@@ -249,6 +249,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "apps.api.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["apps.api.throttling.TokenUserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_user": env.str("API_RATE_LIMIT", default="3600/hour")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "GPU Alliance Portal member API",
@@ -257,6 +259,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PATH_CONVERTER_OVERRIDES": {"api_id": int},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
