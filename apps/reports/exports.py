@@ -45,6 +45,16 @@ def _sync_label(grant) -> str:
     return str(SyncState.labels.get(grant.sync_state, grant.sync_state))
 
 
+def _same(value):
+    return value
+
+
+def _localized(ja: str, en: str) -> str:
+    from apps.organizations.models import _localized as localized
+
+    return localized(ja, en)  # as ``display_name``
+
+
 # --- grants -------------------------------------------------------------------------------------
 
 
@@ -356,15 +366,27 @@ EXPORTS: dict[str, Export] = {
             "usage-months",
             _("Usage by organization, pool and month"),
             [
-                Column("month", _("Month"), lambda m: f"{m.month:%Y-%m}"),
-                Column("organization", _("Organization"), lambda m: m.grant.organization.display_name),
-                Column("organization_slug", _("Organization (slug)"), lambda m: m.grant.organization.slug),
-                Column("provider", _("Provider"), lambda m: m.grant.pool.provider.display_name),
-                Column("pool", _("Pool"), lambda m: m.grant.pool.code),
-                Column("gpu_class", _("GPU class"), lambda m: m.grant.pool.gpu_class),
-                Column("grant_id", _("Grant id"), lambda m: m.grant.public_id),
-                Column("gpu_hours", _("GPU-hours used"), lambda m: m.gpu_hours, DECIMAL),
-                Column("records", _("Usage records"), lambda m: m.records, INT),
+                Column("month", _("Month"), lambda m: f"{m:%Y-%m}", paths=("month",)),
+                Column(
+                    "organization",
+                    _("Organization"),
+                    _localized,
+                    paths=("grant__organization__name_ja", "grant__organization__name_en"),
+                ),
+                Column(
+                    "organization_slug", _("Organization (slug)"), _same, paths=("grant__organization__slug",)
+                ),
+                Column(
+                    "provider",
+                    _("Provider"),
+                    _localized,
+                    paths=("grant__pool__provider__name_ja", "grant__pool__provider__name_en"),
+                ),
+                Column("pool", _("Pool"), _same, paths=("grant__pool__code",)),
+                Column("gpu_class", _("GPU class"), _same, paths=("grant__pool__gpu_class",)),
+                Column("grant_id", _("Grant id"), _same, paths=("grant__public_id",)),
+                Column("gpu_hours", _("GPU-hours used"), _same, DECIMAL, paths=("gpu_hours",)),
+                Column("records", _("Usage records"), _same, INT, paths=("records",)),
             ],
             _usage_months,
             lambda params: params.get("org", ""),
@@ -373,15 +395,19 @@ EXPORTS: dict[str, Export] = {
             "usage-records",
             _("Usage records"),
             [
-                Column("provider", _("Provider"), lambda r: r.provider.display_name),
-                Column("record_id", _("Record id"), lambda r: r.record_id),
-                Column("grant_id", _("Grant id"), lambda r: r.grant.public_id),
-                Column("organization_slug", _("Organization (slug)"), lambda r: r.grant.organization.slug),
-                Column("pool", _("Pool"), lambda r: r.grant.pool.code),
-                Column("started_at", _("Started at"), lambda r: r.started_at, DATETIME),
-                Column("ended_at", _("Ended at"), lambda r: r.ended_at, DATETIME),
-                Column("gpu_hours", _("GPU-hours"), lambda r: r.gpu_hours, DECIMAL),
-                Column("received_at", _("Received at"), lambda r: r.received_at, DATETIME),
+                Column(
+                    "provider", _("Provider"), _localized, paths=("provider__name_ja", "provider__name_en")
+                ),
+                Column("record_id", _("Record id"), _same, paths=("record_id",)),
+                Column("grant_id", _("Grant id"), _same, paths=("grant__public_id",)),
+                Column(
+                    "organization_slug", _("Organization (slug)"), _same, paths=("grant__organization__slug",)
+                ),
+                Column("pool", _("Pool"), _same, paths=("grant__pool__code",)),
+                Column("started_at", _("Started at"), _same, DATETIME, paths=("started_at",)),
+                Column("ended_at", _("Ended at"), _same, DATETIME, paths=("ended_at",)),
+                Column("gpu_hours", _("GPU-hours"), _same, DECIMAL, paths=("gpu_hours",)),
+                Column("received_at", _("Received at"), _same, DATETIME, paths=("received_at",)),
             ],
             _usage_records,
         ),
@@ -389,16 +415,16 @@ EXPORTS: dict[str, Export] = {
             "audit",
             _("Audit log"),
             [
-                Column("id", _("Event"), lambda e: e.pk, INT),
-                Column("occurred_at", _("Occurred at"), lambda e: e.occurred_at, DATETIME),
-                Column("actor", _("Actor"), lambda e: e.actor_label),
-                Column("action", _("Action"), lambda e: e.action),
-                Column("target_type", _("Object type"), lambda e: e.target_type),
-                Column("target_id", _("Object id"), lambda e: e.target_id),
-                Column("target", _("Object"), lambda e: e.target_repr),
-                Column("before", _("Before"), lambda e: _json(e.before)),
-                Column("after", _("After"), lambda e: _json(e.after)),
-                Column("hash", _("Hash"), lambda e: e.hash),
+                Column("id", _("Event"), _same, INT, paths=("id",)),
+                Column("occurred_at", _("Occurred at"), _same, DATETIME, paths=("occurred_at",)),
+                Column("actor", _("Actor"), _same, paths=("actor_label",)),
+                Column("action", _("Action"), _same, paths=("action",)),
+                Column("target_type", _("Object type"), _same, paths=("target_type",)),
+                Column("target_id", _("Object id"), _same, paths=("target_id",)),
+                Column("target", _("Object"), _same, paths=("target_repr",)),
+                Column("before", _("Before"), lambda v: _json(v), paths=("before",)),
+                Column("after", _("After"), lambda v: _json(v), paths=("after",)),
+                Column("hash", _("Hash"), _same, paths=("hash",)),
             ],
             _audit,
         ),

@@ -20,7 +20,6 @@ from apps.reports.models import ExportFormat, ExportJob
 from apps.reports.writers import csv_lines, write_xlsx
 
 logger = logging.getLogger(__name__)
-CHUNK = 2000
 
 
 def export_resolve(*, name: str, user, params):
@@ -39,14 +38,6 @@ def export_file_name(export: Export, params, fmt: str) -> str:
     stem = export.file_stem(params)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return f"{export.name}{'-' + stem if stem else ''}-{stamp}.{fmt}"
-
-
-def rows(queryset):
-    """The rows of an export: a queryset is read in chunks (flat memory); a computed list (a
-    statement, a settlement) is small and read as it is."""
-    if isinstance(queryset, list):
-        return iter(queryset)
-    return queryset.iterator(chunk_size=CHUNK)
 
 
 def count(queryset) -> int:
@@ -126,13 +117,13 @@ def export_job_run(*, job_id: int) -> ExportJob:
                 if job.format == ExportFormat.CSV:
                     count = 0
                     with path.open("w", encoding="utf-8", newline="") as out:
-                        for count, line in enumerate(csv_lines(export.columns, rows(queryset))):
+                        for count, line in enumerate(csv_lines(export.columns, queryset)):
                             out.write(line)
                             if count:
                                 progress(count)
                 else:
                     count = write_xlsx(
-                        path, export.columns, rows(queryset), title=str(export.title), on_row=progress
+                        path, export.columns, queryset, title=str(export.title), on_row=progress
                     )
                 with path.open("rb") as handle:
                     job.file.save(file_name, File(handle), save=False)

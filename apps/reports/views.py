@@ -55,12 +55,12 @@ def export(request, name: str, fmt: str):
     )
     if fmt == ExportFormat.CSV:
         response = StreamingHttpResponse(
-            csv_lines(spec.columns, services.rows(queryset)), content_type="text/csv; charset=utf-8"
+            csv_lines(spec.columns, queryset), content_type="text/csv; charset=utf-8"
         )
         response["Content-Disposition"] = f'attachment; filename="{file_name}"'
         return response
     handle = tempfile.TemporaryFile()  # noqa: SIM115  FileResponse closes it (and so deletes it)
-    write_xlsx(handle, spec.columns, services.rows(queryset), title=str(spec.title))
+    write_xlsx(handle, spec.columns, queryset, title=str(spec.title))
     handle.seek(0)
     return FileResponse(handle, as_attachment=True, filename=file_name, content_type=XLSX_TYPE)
 
