@@ -300,3 +300,29 @@ class ResultSerializer(serializers.Serializer):
         if weight is None:
             return None
         return WeightSerializer({"weight": weight.weight, "derivation": weight.derivation}).data
+
+
+# --- statements ------------------------------------------------------------------------------------
+
+
+class StatementLineSerializer(serializers.Serializer):
+    section = serializers.ChoiceField(choices=["allocation", "award"], help_text="Program awards apart.")
+    provider = serializers.CharField()
+    pool = serializers.CharField()
+    gpu_class = serializers.CharField()
+    granted_gpu_hours = serializers.DecimalField(source="granted", max_digits=18, decimal_places=2)
+    used_gpu_hours = serializers.DecimalField(source="used", max_digits=18, decimal_places=4)
+
+
+class StatementMonthSerializer(serializers.Serializer):
+    month = serializers.CharField(help_text="YYYY-MM")
+    granted_gpu_hours = serializers.DecimalField(max_digits=18, decimal_places=2)
+    used_gpu_hours = serializers.DecimalField(max_digits=18, decimal_places=4)
+
+
+class StatementSerializer(serializers.Serializer):
+    period = serializers.CharField(help_text="FY2026 (a fiscal year) or 2026-05 (a month).")
+    starts_on = serializers.DateField()
+    ends_on = serializers.DateField(help_text="Exclusive.")
+    lines = StatementLineSerializer(many=True)
+    months = StatementMonthSerializer(many=True)

@@ -35,6 +35,7 @@ urlpatterns = [
     path(org + "grants/<str:grant_id>/", views.GrantDetail.as_view(), name="grant-detail"),
     path(org + "usage/", views.UsageList.as_view(), name="usage-list"),
     path(org + "usage/summary/", views.UsageSummary.as_view(), name="usage-summary"),
+    path(org + "statement/", views.Statement.as_view(), name="statement"),
     path(v1 + "rounds/", views.RoundList.as_view(), name="round-list"),
     path(v1 + "rounds/<api_id:round_id>/", views.RoundDetail.as_view(), name="round-detail"),
     # The profile page's token section (create / revoke).

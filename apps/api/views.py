@@ -416,3 +416,56 @@ class UsageSummary(OrgScopedMixin, APIView):
             "pools": pools,
         }
         return Response(serializers.UsageSummarySerializer(body).data)
+
+
+# --- statements ------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    summary="Statement: GPU-hours granted and used per pool, for a month or a fiscal year",
+    tags=["usage"],
+    parameters=[
+        SLUG,
+        OpenApiParameter(
+            "period",
+            str,
+            description="FY2026 (a Japanese fiscal year, April to March) or 2026-05 (a month); "
+            "the current fiscal year when left out.",
+        ),
+    ],
+    responses={
+        200: serializers.StatementSerializer,
+        400: OpenApiResponse(ValidationErrorSerializer, description="The period is not valid."),
+        **READ_ERRORS,
+    },
+)
+class Statement(OrgScopedMixin, APIView):
+    """Granted GPU-hours (pro-rated to the period) and used GPU-hours per pool, program awards
+    apart, and month by month: the statement page's figures."""
+
+    def get(self, request, slug: str):
+        from apps.reports.selectors import Window, fiscal_year_of, parse_window, statement
+
+        organization = self.get_organization()
+        raw = request.query_params.get("period")
+        if raw:
+            window = parse_window(raw)
+            if window is None:
+                raise ValidationError(
+                    {"period": [_("Give a fiscal year as FY2026 or a month as 2026-05.")]},
+                    code="invalid_period",
+                )
+        else:
+            window = Window.fiscal_year(fiscal_year_of(timezone.localdate()))
+        result = statement(organization=organization, window=window)
+        body = {
+            "period": window.key,
+            "starts_on": window.start,
+            "ends_on": window.end,
+            "lines": result.lines,
+            "months": [
+                {"month": f"{m:%Y-%m}", "granted_gpu_hours": g, "used_gpu_hours": u}
+                for m, g, u in result.by_month
+            ],
+        }
+        return Response(serializers.StatementSerializer(body).data)

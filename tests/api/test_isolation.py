@@ -70,10 +70,12 @@ def _their_endpoints(world, mine: str, theirs: str):
         ("get", f"/api/v1/organizations/{theirs}/usage/", None),
         ("get", f"/api/v1/organizations/{theirs}/usage/?month=2026-05", None),
         ("get", f"/api/v1/organizations/{theirs}/usage/summary/", None),
+        ("get", f"/api/v1/organizations/{theirs}/statement/", None),
+        ("get", f"/api/v1/organizations/{theirs}/statement/?period=FY2026", None),
     ]
 
 
-ENDPOINT_COUNT = 18
+ENDPOINT_COUNT = 20
 
 
 @pytest.mark.parametrize("index", range(ENDPOINT_COUNT))

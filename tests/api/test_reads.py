@@ -227,6 +227,22 @@ def test_a_bad_grant_filter_gets_400(client, org, grant):
     assert "grant" in response.json()["errors"]
 
 
+def test_the_statement_is_the_statement_pages_figures(client, org, pools):
+    may = datetime.datetime(2026, 5, 10, 10, 0, tzinfo=TOKYO)
+    grant = grant_with_usage(org, pools["osaka"], started_at=may, gpu_hours="3.5000")
+    body = client.get(f"{ORG}statement/?period=FY2026").json()
+    assert (body["period"], body["starts_on"], body["ends_on"]) == ("FY2026", "2026-04-01", "2027-04-01")
+    [line] = body["lines"]
+    assert (line["section"], line["pool"], line["used_gpu_hours"]) == ("allocation", "osaka-h200", "3.5000")
+    assert line["granted_gpu_hours"] == f"{grant.gpu_hours:.2f}"
+    assert [m["month"] for m in body["months"]][:2] == ["2026-04", "2026-05"]
+    assert body["months"][1]["used_gpu_hours"] == "3.5000"
+    month = client.get(f"{ORG}statement/?period=2026-05").json()
+    assert month["period"] == "2026-05" and len(month["months"]) == 1
+    bad = client.get(f"{ORG}statement/?period=2026")
+    assert bad.status_code == 400 and "period" in bad.json()["errors"]
+
+
 # --- pagination and unknown paths ----------------------------------------------------------------
 
 

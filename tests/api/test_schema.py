@@ -20,6 +20,7 @@ PATHS = [
     "/api/v1/organizations/{slug}/grants/{grant_id}/",
     "/api/v1/organizations/{slug}/usage/",
     "/api/v1/organizations/{slug}/usage/summary/",
+    "/api/v1/organizations/{slug}/statement/",
     "/api/v1/rounds/",
     "/api/v1/rounds/{round_id}/",
 ]

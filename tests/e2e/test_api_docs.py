@@ -66,7 +66,7 @@ def test_swagger_ui_renders_the_operations_and_calls_the_api(live_server, new_co
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("GPU Alliance Portal member API")
     operations = page.locator(".opblock")
     expect(operations.first).to_be_visible()
-    assert operations.count() == 15  # a GET on each of the 11 paths, and POST, PUT, PATCH, DELETE of requests
+    assert operations.count() == 16  # a GET on each of the 12 paths, and POST, PUT, PATCH, DELETE of requests
     problems.shot("swagger-ui")
 
     # Authorize with the token and try GET /api/v1/organizations/.
