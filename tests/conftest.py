@@ -15,6 +15,19 @@ def _celery_eager(settings):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the site's default language (Japanese). A request activates its
+    user's language in the thread and nothing resets it afterwards, so without this a test's
+    messages would depend on the tests that ran before it."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     from django.core.cache import cache
 
