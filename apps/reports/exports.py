@@ -25,6 +25,7 @@ class Export:
     columns: list[Column]
     resolve: Callable
     file_stem: Callable = lambda params: ""
+    public: bool = False  # a public list (the member directory): visitors may export it too
 
 
 def _filters(form) -> dict:
@@ -245,6 +246,41 @@ def _audit(user, params):
     return audit_event_list(**_filters(AuditFilterForm(params or None)))
 
 
+# --- the member directory and program calls ---------------------------------------------------------
+
+
+def _members(user, params):
+    """The public member directory (anyone may see it), with its filters."""
+    from apps.organizations.forms import DirectoryFilterForm
+    from apps.organizations.selectors import directory_list
+
+    form = DirectoryFilterForm(params or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    return directory_list(
+        q=filters.get("q", ""), kind=filters.get("kind", ""), provider=filters.get("provider", "")
+    )
+
+
+def _call_ranking(user, params) -> list | None:
+    """A program call's ranking (staff): the applications in rank order with their scores."""
+    from apps.grants.models import Application, Call
+    from apps.grants.selectors import call_ranking
+
+    if not _staff(user):
+        return None
+    try:
+        call = Call.objects.select_related("program").get(pk=int(params.get("call", "")))
+    except (ValueError, Call.DoesNotExist):
+        return None
+    status = params.get("status", "")
+    rows, _budgets = call_ranking(call=call, statuses=(status,) if status in Application.IN_REVIEW else None)
+    return [(rank, row) for rank, row in enumerate(rows, start=1)]
+
+
+def _per_class(values: dict) -> str:
+    return "; ".join(f"{cls} {values[cls]}" for cls in sorted(values or {}))
+
+
 EXPORTS: dict[str, Export] = {
     export.name: export
     for export in [
@@ -361,6 +397,45 @@ EXPORTS: dict[str, Export] = {
             ],
             _settlement,
             _period_stem,
+        ),
+        Export(
+            "members",
+            _("Member directory"),
+            [
+                Column("name", _("Organization"), lambda o: o.display_name),
+                Column("slug", _("Organization (slug)"), lambda o: o.slug),
+                Column("kind", _("Kind"), lambda o: o.get_kind_display()),
+                Column("tier", _("Tier"), lambda o: o.membership.get_tier_display()),
+                Column("home_provider", _("Home provider"), lambda o: o.home_provider.display_name),
+                Column("website", _("Website"), lambda o: o.website if o.show_website else ""),
+            ],
+            _members,
+            public=True,
+        ),
+        Export(
+            "call-ranking",
+            _("Program applications and awards"),
+            [
+                Column("rank", "#", lambda r: r[0], INT),
+                Column("title", _("Application"), lambda r: r[1].application.title),
+                Column("organization", _("Organization"), lambda r: r[1].application.organization_name),
+                Column("status", _("Status"), lambda r: r[1].application.get_status_display()),
+                Column(
+                    "score",
+                    _("Weighted score"),
+                    lambda r: None if r[1].score is None else round(r[1].score, 2),
+                    DECIMAL,
+                ),
+                Column("reviews", _("Reviews"), lambda r: r[1].reviews_done, INT),
+                Column(
+                    "requested",
+                    _("Requested GPU-hours"),
+                    lambda r: _per_class(r[1].application.requested_hours),
+                ),
+                Column("awarded", _("Awarded GPU-hours"), lambda r: _per_class(r[1].awarded)),
+            ],
+            _call_ranking,
+            lambda params: f"call-{params.get('call', '')}",
         ),
         Export(
             "usage-months",

@@ -26,7 +26,7 @@ def export_resolve(*, name: str, user, params):
     """(export, queryset) for ``user``, or None when the export does not exist or the user may not
     see that list (the views answer 404)."""
     export = EXPORTS.get(name)
-    if export is None or user is None or not user.is_authenticated:
+    if export is None or user is None or not (user.is_authenticated or export.public):
         return None
     queryset = export.resolve(user, params)
     if queryset is None:

@@ -6,6 +6,7 @@ import tempfile
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -28,16 +29,17 @@ def _query(request) -> str:
     return params.urlencode()
 
 
-@login_required
 def export(request, name: str, fmt: str):
     if fmt not in ExportFormat.values:
         raise Http404
     resolved = services.export_resolve(name=name, user=request.user, params=request.GET)
     if resolved is None:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
         raise Http404
     spec, queryset = resolved
     total = services.count(queryset)
-    if total > settings.EXPORT_STREAM_MAX_ROWS:
+    if total > settings.EXPORT_STREAM_MAX_ROWS and request.user.is_authenticated:
         try:
             job = services.export_job_create(
                 name=name, user=request.user, query=_query(request), fmt=fmt, total_rows=total
@@ -47,12 +49,13 @@ def export(request, name: str, fmt: str):
             return redirect("reports:export-list")
         return redirect(job)
     file_name = services.export_file_name(spec, request.GET, fmt)
-    audit_record(
-        actor=request.user,
-        action="export.downloaded",
-        target=request.user,
-        after={"export": name, "query": _query(request), "format": fmt, "rows": total},
-    )
+    if request.user.is_authenticated:  # a visitor's export of a public list is not audited
+        audit_record(
+            actor=request.user,
+            action="export.downloaded",
+            target=request.user,
+            after={"export": name, "query": _query(request), "format": fmt, "rows": total},
+        )
     if fmt == ExportFormat.CSV:
         response = StreamingHttpResponse(
             csv_lines(spec.columns, queryset), content_type="text/csv; charset=utf-8"

@@ -269,3 +269,39 @@ def test_too_many_running_exports_are_refused(settings, grants, staff_client, st
     response = staff_client.get(reverse("reports:export", args=["grants", "csv"]), follow=True)
     assert response.redirect_chain[-1][0] == reverse("reports:export-list")
     assert ExportJob.objects.count() == settings.EXPORT_MAX_RUNNING_PER_USER
+
+
+def test_the_member_directory_export_has_the_public_rows_of_the_filtered_list(client):
+    OrganizationFactory(slug="robo-lab", name_ja="ロボ研究所", kind="startup")
+    OrganizationFactory(slug="hidden-lab", name_ja="ロボ非公開", kind="startup", is_listed=False)
+    OrganizationFactory(slug="big-corp", name_ja="大企業", kind="enterprise")
+    page = client.get(reverse("organizations:directory"), {"kind": "startup"})
+    on_screen = [o.slug for o in page.context["page"]]
+    assert "/exports/members.csv?kind=startup" in page.content.decode()
+    rows = _csv(client.get(reverse("reports:export", args=["members", "csv"]), {"kind": "startup"}))
+    assert [r[1] for r in rows[1:]] == on_screen == ["robo-lab"]
+
+
+def test_a_program_calls_ranking_export(staff_client):
+    from tests.grants.factories import ApplicationFactory as GrantApplicationFactory
+
+    application = GrantApplicationFactory(status="submitted", title="日本語 LLM の PoC")
+    url = reverse("grants:staff-call", args=[application.call_id])
+    assert f"/exports/call-ranking.csv?call={application.call_id}" in staff_client.get(url).content.decode()
+    rows = _csv(
+        staff_client.get(
+            reverse("reports:export", args=["call-ranking", "csv"]), {"call": application.call_id}
+        )
+    )
+    assert [(r[0], r[1]) for r in rows[1:]] == [("1", "日本語 LLM の PoC")]
+    member = _client(UserFactory())
+    assert (
+        member.get(
+            reverse("reports:export", args=["call-ranking", "csv"]), {"call": application.call_id}
+        ).status_code
+        == 404
+    )
+    assert (
+        staff_client.get(reverse("reports:export", args=["call-ranking", "csv"]), {"call": "x"}).status_code
+        == 404
+    )
