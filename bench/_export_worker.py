@@ -8,13 +8,21 @@ that the worker's memory is measured on its own, not with the seeding's.
 
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+
+def _status_mib(field: str) -> float:
+    """VmHWM (peak RSS) or VmRSS of this process from /proc, in MiB. Unlike getrusage's ru_maxrss,
+    VmHWM starts again at exec, so it does not include the parent's memory copied at fork."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> None:
@@ -25,7 +33,7 @@ def main() -> None:
     from apps.reports.services import export_job_run
 
     job_id = int(sys.argv[1])
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline = _status_mib("VmHWM")
     started = time.perf_counter()
     job = export_job_run(job_id=job_id)
     seconds = time.perf_counter() - started
@@ -40,7 +48,7 @@ def main() -> None:
                 "size": job.file.size if job.file else 0,
                 "path": job.file.path if job.file else "",
                 "baseline_rss_mib": baseline,
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mib": _status_mib("VmHWM"),
             }
         )
     )

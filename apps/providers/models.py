@@ -323,7 +323,11 @@ class UsageRecord(models.Model):
             models.CheckConstraint(condition=Q(gpu_hours__gte=0), name="usage_hours_not_negative"),
             models.CheckConstraint(condition=Q(ended_at__gte=F("started_at")), name="usage_interval_ordered"),
         ]
-        indexes = [models.Index(fields=["grant", "started_at"])]
+        indexes = [
+            models.Index(fields=["grant", "started_at"]),
+            # The staff's usage record list (newest first) and its exports.
+            models.Index(fields=["-started_at", "-id"], name="usage_newest_first"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider_id}:{self.record_id} {self.gpu_hours} h"

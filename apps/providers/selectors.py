@@ -377,12 +377,49 @@ def grant_totals(queryset: QuerySet[QuotaGrant]) -> dict:
 
 
 def sync_state_counts(queryset: QuerySet[QuotaGrant]) -> list[tuple[str, str, int]]:
-    """(value, label, count) for each sync state of ``queryset``'s grants, in SyncState order."""
+    """(value, label, count) for each sync state of ``queryset``'s grants, in SyncState order.
+
+    Same rules as ``_with_sync`` (worst state wins) but from the few grants that are *not* in sync
+    (failed, with an undelivered outbox row, with an open drift, or on their way): a handful of
+    indexed queries instead of a CASE with subqueries over every grant."""
+    scope = queryset.order_by().values("pk")
+    failing = set(queryset.filter(state=GState.FAILED).values_list("pk", flat=True)) | set(
+        GrantOutbox.objects.filter(
+            grant__in=scope, state__in=UNSETTLED, attempts__gte=settings.OUTBOX_FAILING_AFTER_ATTEMPTS
+        ).values_list("grant_id", flat=True)
+    )
+    drifted = (
+        set(
+            GrantDrift.objects.filter(grant__in=scope, resolved_at__isnull=True).values_list(
+                "grant_id", flat=True
+            )
+        )
+        - failing
+    )
+    sending = (
+        (
+            set(
+                GrantOutbox.objects.filter(grant__in=scope, state__in=UNSETTLED).values_list(
+                    "grant_id", flat=True
+                )
+            )
+            | set(
+                queryset.filter(state__in=[GState.PENDING, GState.SENT, GState.REVOKING]).values_list(
+                    "pk", flat=True
+                )
+            )
+        )
+        - failing
+        - drifted
+    )
+    total = queryset.order_by().count()
     counts = {
-        row["sync_state"]: row["n"]
-        for row in queryset.order_by().values("sync_state").annotate(n=Count("pk")).order_by()
+        SyncState.FAILING: len(failing),
+        SyncState.DRIFTED: len(drifted),
+        SyncState.SENDING: len(sending),
+        SyncState.IN_SYNC: total - len(failing) - len(drifted) - len(sending),
     }
-    return [(value, label, counts.get(value, 0)) for value, label in SyncState.choices]
+    return [(value, label, counts[value]) for value, label in SyncState.choices]
 
 
 def grant_list_for_provider(

@@ -363,9 +363,14 @@ def round_report(*, allocation_round) -> RoundReport:
     """The public figures of a published round: per GPU class, per provider and per kind of
     organization; the max-min level and the Jain index of granted/entitlement among the
     organizations whose demand was not met (entitlement = weight x the class's level). Numbers only:
-    no organization is named. A fixed number of queries."""
+    no organization is named. A fixed number of aggregate queries (no model instance per org)."""
+    from django.db.models import Max
+    from django.db.models.functions import Coalesce
+
     from apps.allocations.models import AllocationRequest, RoundPool, RoundResult, RoundWeight
 
+    final = Coalesce("adjusted_amount", "amount")
+    results = RoundResult.objects.filter(round=allocation_round).order_by()
     classes: dict[str, Figures] = {}
     providers: dict[int, Figures] = {}
     reserved = ZERO
@@ -386,45 +391,39 @@ def round_report(*, allocation_round) -> RoundReport:
         classes.setdefault(row["gpu_class"], Figures(row["gpu_class"], row["gpu_class"])).requested += row[
             "total"
         ]
+    for row in results.values("gpu_class").annotate(
+        granted=Sum(final), level=Max("level"), orgs=Count("organization", distinct=True)
+    ):
+        cls = classes.setdefault(row["gpu_class"], Figures(row["gpu_class"], row["gpu_class"]))
+        cls.granted, cls.level, cls.organizations = Decimal(row["granted"] or 0), row["level"], row["orgs"]
+    for row in results.filter(pool__isnull=False).values("pool__provider").annotate(granted=Sum(final)):
+        if row["pool__provider"] in providers:
+            providers[row["pool__provider"]].granted = Decimal(row["granted"] or 0)
+    by_kind: dict[str, Figures] = {}
+    for row in results.values("organization__kind").annotate(
+        granted=Sum(final), orgs=Count("organization", distinct=True)
+    ):
+        kind = row["organization__kind"]
+        by_kind[kind] = Figures(
+            kind, _kind_label(kind), granted=Decimal(row["granted"] or 0), organizations=row["orgs"]
+        )
+    # Jain's index among the organizations whose demand was not met, per class.
     weights = dict(
         RoundWeight.objects.filter(round=allocation_round).values_list("organization_id", "weight")
     )
-    per_org: dict[tuple[int, str], dict] = {}
-    by_kind: dict[str, Figures] = {}
-    for result in RoundResult.objects.filter(round=allocation_round).select_related("organization", "pool"):
-        amount = Decimal(result.final_amount)
-        entry = per_org.setdefault(
-            (result.organization_id, result.gpu_class),
-            {"granted": ZERO, "stopped": result.stopped_reason, "level": result.level},
-        )
-        entry["granted"] += amount
-        cls = classes.setdefault(result.gpu_class, Figures(result.gpu_class, result.gpu_class))
-        cls.granted += amount
-        cls.level = max(cls.level or 0.0, result.level)
-        if result.pool is not None:
-            providers[result.pool.provider_id].granted += amount
-        kind = result.organization.kind
-        by_kind.setdefault(kind, Figures(kind, _kind_label(kind))).granted += amount
-    orgs_by_kind: dict[str, set] = defaultdict(set)
-    orgs_by_class: dict[str, set] = defaultdict(set)
     ratios: dict[str, list[float]] = defaultdict(list)
-    kinds = dict(
-        RoundResult.objects.filter(round=allocation_round).values_list(
-            "organization_id", "organization__kind"
-        )
-    )
-    for (org_id, gpu_class), entry in per_org.items():
-        orgs_by_class[gpu_class].add(org_id)
-        orgs_by_kind[kinds[org_id]].add(org_id)
-        level = classes[gpu_class].level
-        if entry["stopped"] == RoundResult.Stopped.POOLS_EXHAUSTED and level and org_id in weights:
-            ratios[gpu_class].append(float(entry["granted"]) / (float(weights[org_id]) * level))
+    for row in (
+        results.filter(stopped_reason=RoundResult.Stopped.POOLS_EXHAUSTED)
+        .values("organization_id", "gpu_class")
+        .annotate(granted=Sum(final))
+    ):
+        level = classes[row["gpu_class"]].level
+        weight = weights.get(row["organization_id"])
+        if level and weight:
+            ratios[row["gpu_class"]].append(float(row["granted"] or 0) / (float(weight) * level))
     for gpu_class, figures in classes.items():
-        figures.organizations = len(orgs_by_class[gpu_class])
         figures.unmet = len(ratios[gpu_class])
         figures.jain = jain_index(ratios[gpu_class])
-    for kind, figures in by_kind.items():
-        figures.organizations = len(orgs_by_kind[kind])
     # Used: usage under the round's grants, in the round's months.
     for row in (
         UsageMonth.objects.filter(
@@ -476,20 +475,31 @@ def fiscal_year_report(*, year: int) -> YearReport:
     providers: dict[int, Figures] = {}
     by_kind: dict[str, Figures] = {}
     orgs_by_kind: dict[str, set] = defaultdict(set)
+    from apps.providers.models import Provider
+
+    provider_names = {p.pk: p for p in Provider.objects.all()}
     grants = QuotaGrant.objects.filter(
         valid_from__lt=window.end, valid_until__gt=window.start, state__in=QuotaGrant.LIVE_STATES
-    ).select_related("pool__provider", "organization")
-    for grant in grants.iterator(chunk_size=2000):
-        amount = prorated(grant, window)
-        cls = classes.setdefault(grant.pool.gpu_class, Figures(grant.pool.gpu_class, grant.pool.gpu_class))
-        cls.granted += amount
-        prov = providers.setdefault(
-            grant.pool.provider_id, Figures(grant.pool.provider.slug, grant.pool.provider.display_name)
-        )
-        prov.granted += amount
-        kind = grant.organization.kind
+    ).values_list(
+        "gpu_hours",
+        "valid_from",
+        "valid_until",
+        "pool__gpu_class",
+        "pool__provider_id",
+        "organization__kind",
+        "organization_id",
+    )
+    for hours, valid_from, valid_until, gpu_class, provider_id, kind, org_id in grants.iterator(
+        chunk_size=5000
+    ):
+        amount = prorate(hours, valid_from, valid_until, window)
+        classes.setdefault(gpu_class, Figures(gpu_class, gpu_class)).granted += amount
+        if provider_id not in providers:
+            provider = provider_names[provider_id]
+            providers[provider_id] = Figures(provider.slug, provider.display_name)
+        providers[provider_id].granted += amount
         by_kind.setdefault(kind, Figures(kind, _kind_label(kind))).granted += amount
-        orgs_by_kind[kind].add(grant.organization_id)
+        orgs_by_kind[kind].add(org_id)
     from apps.providers.models import PoolPeriod
 
     for period in PoolPeriod.objects.filter(

@@ -189,6 +189,18 @@ def provider_settlement(request, slug: str):
 # --- transparency (public) ---------------------------------------------------------------------------
 
 
+TRANSPARENCY_CACHE_SECONDS = 600
+
+
+def _cached(key: str, build):
+    """Public transparency figures are cached for a few minutes (per language: they carry labels);
+    a published round does not change, and usage arrives in batches."""
+    from django.core.cache import cache
+    from django.utils.translation import get_language
+
+    return cache.get_or_set(f"transparency:{get_language()}:{key}", build, TRANSPARENCY_CACHE_SECONDS)
+
+
 def transparency_index(request):
     from apps.allocations.models import AllocationRound
     from apps.reports import selectors
@@ -238,7 +250,9 @@ def transparency_round(request, round_id: int):
     ).first()
     if allocation_round is None:
         raise Http404
-    report = selectors.round_report(allocation_round=allocation_round)
+    report = _cached(
+        f"round:{allocation_round.pk}", lambda: selectors.round_report(allocation_round=allocation_round)
+    )
     return render(
         request,
         "reports/transparency_round.html",
@@ -257,7 +271,7 @@ def transparency_year(request, year: int):
 
     if year not in selectors.transparency_years():
         raise Http404
-    report = selectors.fiscal_year_report(year=year)
+    report = _cached(f"fy:{year}", lambda: selectors.fiscal_year_report(year=year))
     return render(
         request,
         "reports/transparency_year.html",

@@ -624,3 +624,38 @@ def test_admin_delivery_records_are_read_only(admin_client, grant):
     outbox.refresh_from_db()
     assert outbox.state == "pending"
     assert admin_client.get(reverse("admin:providers_grantoutbox_add")).status_code == 403
+
+
+def test_sync_state_counts_agree_with_each_grants_sync_state(settings):
+    """The counts are computed from the few grants not in sync; they must match the per-row state."""
+    from collections import Counter
+
+    from apps.providers import selectors
+    from apps.providers.models import GrantDrift, GrantOutbox
+
+    period = PoolPeriodFactory(capacity_gpu_hours="100000.00")
+    grants = [QuotaGrantFactory(period=period, gpu_hours="10.00", state="active") for _ in range(8)]
+    GrantOutbox.objects.filter(grant__in=grants).update(state="done")
+    QuotaGrant.objects.filter(pk=grants[0].pk).update(state="failed")
+    GrantOutbox.objects.filter(grant=grants[1]).update(
+        state="pending", attempts=settings.OUTBOX_FAILING_AFTER_ATTEMPTS
+    )
+    GrantDrift.objects.create(
+        grant=grants[2],
+        grant_public_id=str(grants[2].public_id),
+        provider=period.pool.provider,
+        kind="missing",
+    )
+    GrantDrift.objects.create(
+        grant=grants[1],
+        grant_public_id=str(grants[1].public_id),
+        provider=period.pool.provider,
+        kind="missing",
+    )
+    GrantOutbox.objects.filter(grant=grants[3]).update(state="in_flight")
+    QuotaGrant.objects.filter(pk=grants[4].pk).update(state="revoking")
+    GrantOutbox.objects.filter(grant=grants[2]).update(state="pending")  # drifted and sending: drifted
+    expected = Counter(g.sync_state for g in selectors.grant_list())
+    counts = {value: n for value, _label, n in selectors.sync_state_counts(selectors.grant_list())}
+    assert counts == {"failing": 2, "drifted": 1, "sending": 2, "in_sync": 3}
+    assert counts == {k: expected.get(k, 0) for k in counts}
