@@ -10,15 +10,29 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
 
 
-def export_storage() -> FileSystemStorage:
+class PrivateExportStorage(FileSystemStorage):
     """Files under MEDIA_ROOT/private/exports, with no URL: they are only served by the download
-    view, after its permission check."""
-    return FileSystemStorage(location=Path(str(settings.MEDIA_ROOT)) / "private" / "exports", base_url=None)
+    view, after its permission check. The location follows MEDIA_ROOT when it changes (tests)."""
+
+    def __init__(self):
+        super().__init__(base_url=None)
+
+    @cached_property
+    def base_location(self):
+        return Path(str(settings.MEDIA_ROOT)) / "private" / "exports"
+
+    def deconstruct(self):
+        return ("apps.reports.models.PrivateExportStorage", (), {})
+
+
+def export_storage() -> FileSystemStorage:
+    return PrivateExportStorage()
 
 
 def _export_path(instance, filename: str) -> str:
