@@ -56,7 +56,14 @@ def test_a_round_from_opening_to_the_members_explained_result(live_server, new_c
     submit(secretariat, "/accounts/2fa/authenticate/")
     secretariat.wait_for_url("**/dashboard/")
     secretariat.on("dialog", lambda dialog: dialog.accept())  # the data-confirm prompts
-    secretariat.goto(base + "/secretariat/rounds/")
+    # The secretariat's pages are in a header menu that opens without JavaScript (<details>).
+    menu = secretariat.locator("header .nav-menu")
+    expect(menu.locator('a[href="/secretariat/rounds/"]')).to_be_hidden()
+    menu.locator("summary").click()
+    expect(menu.locator('a[href="/secretariat/audit/"]')).to_be_visible()
+    screenshot(secretariat, "secretariat-menu")
+    menu.locator('a[href="/secretariat/rounds/"]').click()
+    secretariat.wait_for_url("**/secretariat/rounds/")
     secretariat.fill("#id_name", "2026年度 第1四半期")
     secretariat.fill("#id_fiscal_year", "2026")
     secretariat.fill("#id_period_start", "2026-04-01")
