@@ -1,6 +1,15 @@
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from portal.celery import app as celery_app
+
+# Property tests run the same examples on every run (CI must not fail at random); explore new ones
+# with HYPOTHESIS_PROFILE=explore (a failure prints the blob to reproduce it).
+hypothesis_settings.register_profile("deterministic", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(autouse=True)
