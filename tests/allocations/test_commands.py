@@ -180,3 +180,25 @@ def test_it_exits_non_zero_with_the_problems_on_stderr(tmp_path):
     assert "the demand must not be negative (-1)" in result.stderr
     assert 'class "H200" has no pool (request lines 1)' in result.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.django_db
+def test_seed_allocations_loads_a_published_and_an_open_round_once():
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from apps.allocations.models import AllocationRound
+    from apps.providers.models import QuotaGrant, UsageMonth
+
+    with pytest.raises(CommandError):
+        call_command("seed_allocations", stdout=StringIO())
+    call_command("seed_demo", stdout=StringIO())  # calls seed_allocations
+    rounds = {r.name: r for r in AllocationRound.objects.all()}
+    assert {r.status for r in rounds.values()} == {"published", "open"}
+    published = next(r for r in rounds.values() if r.status == "published")
+    grants = QuotaGrant.objects.filter(source_ref=f"round-{published.pk}")
+    assert grants.exists() and UsageMonth.objects.filter(grant__in=grants).exists()
+    call_command("seed_allocations", stdout=StringIO())
+    assert AllocationRound.objects.count() == 2
+    assert QuotaGrant.objects.filter(source_ref=f"round-{published.pk}").count() == grants.count()

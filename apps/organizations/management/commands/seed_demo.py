@@ -355,7 +355,7 @@ class Command(BaseCommand):
     help = "Load the demo: providers, organizations, users and applications in every state."
 
     # The other apps' demo data (idempotent commands), loaded after this one's people and pools.
-    APP_SEEDS = ("seed_workinggroups", "seed_grants")
+    APP_SEEDS = ("seed_allocations", "seed_workinggroups", "seed_grants")
 
     def handle(self, *args, **options):
         # The demo's e-mails would only flood the console: keep them in memory.
