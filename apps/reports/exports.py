@@ -281,6 +281,45 @@ def _per_class(values: dict) -> str:
     return "; ".join(f"{cls} {values[cls]}" for cls in sorted(values or {}))
 
 
+# --- rounds, provider differences, working groups ------------------------------------------------------
+
+
+def _rounds(user, params):
+    from apps.allocations.selectors import round_list
+
+    return round_list() if user.has_perm("allocations.manage_round") else None
+
+
+def _drifts(user, params):
+    from apps.providers.forms import DriftFilterForm
+    from apps.providers.selectors import drift_list_open
+
+    if not _staff(user):
+        return None
+    return drift_list_open(provider_slug=_filters(DriftFilterForm(params or None)).get("provider", ""))
+
+
+def _groups(user, params):
+    """The working-group directory: only the groups the user may see (visitors: public ones)."""
+    from apps.workinggroups.forms import DirectoryFilterForm
+    from apps.workinggroups.selectors import group_directory
+
+    form = DirectoryFilterForm(params or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    return group_directory(
+        user=user,
+        q=filters.get("q", ""),
+        industry=filters.get("industry", ""),
+        status=filters.get("status", ""),
+    )
+
+
+def _state(state) -> str:
+    if not state:
+        return ""
+    return ", ".join(f"{k}={state[k]}" for k in sorted(state))
+
+
 EXPORTS: dict[str, Export] = {
     export.name: export
     for export in [
@@ -436,6 +475,56 @@ EXPORTS: dict[str, Export] = {
             ],
             _call_ranking,
             lambda params: f"call-{params.get('call', '')}",
+        ),
+        Export(
+            "rounds",
+            _("Allocation rounds"),
+            [
+                Column("name", _("Round"), lambda r: r.name),
+                Column("fiscal_year", _("Fiscal year"), lambda r: r.fiscal_year, INT),
+                Column("period_start", _("Period starts on"), lambda r: r.period_start, DATE),
+                Column("period_end", _("Period ends on"), lambda r: r.period_end, DATE),
+                Column("policy", _("Policy"), lambda r: r.policy.name),
+                Column("status", _("Status"), lambda r: r.get_status_display()),
+                Column("organizations", _("Organizations"), lambda r: r.org_count, INT),
+                Column("requests", _("Requests"), lambda r: r.request_count, INT),
+                Column("demand", _("GPU-hours asked"), lambda r: r.demand_total or 0, INT),
+            ],
+            _rounds,
+        ),
+        Export(
+            "drifts",
+            _("Differences with the providers"),
+            [
+                Column("provider", _("Provider"), lambda d: d.provider.display_name),
+                Column("grant_id", _("Grant id"), lambda d: d.grant_public_id),
+                Column(
+                    "organization",
+                    _("Organization"),
+                    lambda d: d.grant.organization.display_name if d.grant else "",
+                ),
+                Column("pool", _("Pool"), lambda d: d.grant.pool.code if d.grant else ""),
+                Column("kind", _("Difference"), lambda d: d.get_kind_display()),
+                Column("detected_at", _("Detected at"), lambda d: d.detected_at, DATETIME),
+                Column("ours", _("Portal"), lambda d: _state(d.ours)),
+                Column("theirs", _("Provider's side"), lambda d: _state(d.theirs)),
+            ],
+            _drifts,
+        ),
+        Export(
+            "groups",
+            _("Working groups"),
+            [
+                Column("name", _("Name"), lambda g: g.display_name),
+                Column("slug", _("Slug"), lambda g: g.slug),
+                Column("industry", _("Industry"), lambda g: g.get_industry_display()),
+                Column("status", _("Status"), lambda g: g.get_status_display()),
+                Column("visibility", _("Visibility"), lambda g: g.get_visibility_display()),
+                Column("join_policy", _("Joining"), lambda g: g.get_join_policy_display()),
+                Column("members", _("Members"), lambda g: g.member_count, INT),
+            ],
+            _groups,
+            public=True,
         ),
         Export(
             "usage-months",

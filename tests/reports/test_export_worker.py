@@ -60,6 +60,7 @@ def test_a_large_export_is_written_by_the_worker_and_downloaded(
             worker.stop()
     assert job.status == "done", (job.status, job.error, output)
     assert (job.rows_written, job.progress) == (60, 100)
+    partial = staff_client.get(job.get_absolute_url(), **HX).content.decode()  # the finished state
     assert 'hx-trigger="every 1s"' not in partial and job.file_name in partial
     download = staff_client.get(reverse("reports:export-download", args=[job.public_id]))
     text = b"".join(download.streaming_content).decode("utf-8")

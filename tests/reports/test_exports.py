@@ -305,3 +305,34 @@ def test_a_program_calls_ranking_export(staff_client):
         staff_client.get(reverse("reports:export", args=["call-ranking", "csv"]), {"call": "x"}).status_code
         == 404
     )
+
+
+def test_rounds_drifts_and_working_groups_exports(staff_client, grants):
+    from apps.providers.models import GrantDrift
+    from tests.factories import AllocationRoundFactory
+    from tests.workinggroups.factories import WorkingGroupFactory
+
+    AllocationRoundFactory(name="2026年度 第1四半期")
+    page = staff_client.get(reverse("allocations:round-list"))
+    assert "/exports/rounds.csv" in page.content.decode()
+    rows = _csv(staff_client.get(reverse("reports:export", args=["rounds", "csv"])))
+    assert [r[0] for r in rows[1:]] == [r.name for r in page.context["rounds"]]
+
+    grant = grants["grants"][0]
+    GrantDrift.objects.create(
+        grant=grant, grant_public_id=str(grant.public_id), provider=grant.pool.provider, kind="missing"
+    )
+    rows = _csv(staff_client.get(reverse("reports:export", args=["drifts", "csv"])))
+    assert [(r[1], r[3]) for r in rows[1:]] == [(str(grant.public_id), grant.pool.code)]
+
+    WorkingGroupFactory(name_ja="医療AI分科会", slug="medical-ai", visibility="public")
+    WorkingGroupFactory(name_ja="非公開の分科会", slug="secret-wg", visibility="private")
+    visitor = Client()
+    page = visitor.get(reverse("workinggroups:directory"))
+    on_screen = [g.slug for g in page.context["page"]]
+    rows = _csv(visitor.get(reverse("reports:export", args=["groups", "csv"])))
+    assert [r[1] for r in rows[1:]] == on_screen == ["medical-ai"]  # never the private group
+
+    member = _client(UserFactory())
+    for name in ("rounds", "drifts"):
+        assert member.get(reverse("reports:export", args=[name, "csv"])).status_code == 404
