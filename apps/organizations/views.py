@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError
-from apps.core.http import render_page_or_partial
+from apps.core.http import querystring_without_page, render_page_or_partial
 from apps.organizations import selectors, services
 from apps.organizations.forms import (
     ApplicationForm,
@@ -446,10 +446,7 @@ def _status_counts(form) -> list[tuple[str, str, int]]:
     return [(value, label, counts.get(value, 0)) for value, label in form.fields["status"].choices if value]
 
 
-def _querystring(request) -> str:
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()
+_querystring = querystring_without_page  # imported by other apps' views
 
 
 def _posted(request):

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError
-from apps.core.http import render_page_or_partial
+from apps.core.http import querystring_without_page, render_page_or_partial, valid_filters
 from apps.organizations import selectors as org_selectors
 from apps.organizations.views import staff_required
 from apps.providers import selectors, services
@@ -34,18 +34,8 @@ def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _querystring(request) -> str:
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()
-
-
-def _filters(form) -> dict:
-    """The filters that were given and are valid; an invalid one is ignored, not the others."""
-    if not form.is_bound:
-        return {}
-    form.is_valid()
-    return {k: v for k, v in form.cleaned_data.items() if v}
+_querystring = querystring_without_page
+_filters = valid_filters
 
 
 # --- Secretariat: providers ---------------------------------------------------------------------

@@ -29,11 +29,9 @@ class Export:
 
 
 def _filters(form) -> dict:
-    """As the list views do: the valid filters, an invalid one ignored."""
-    if not form.is_bound:
-        return {}
-    form.is_valid()
-    return {k: v for k, v in form.cleaned_data.items() if v}
+    from apps.core.http import valid_filters  # as the list views do
+
+    return valid_filters(form)
 
 
 def _staff(user) -> bool:

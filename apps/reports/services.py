@@ -45,6 +45,19 @@ def count(queryset) -> int:
 
 
 @transaction.atomic
+def export_record_download(*, user, name: str, query: str, fmt: str, rows: int) -> None:
+    """Audit a streamed export (who took which list out); a visitor's export of a public list is not
+    audited (there is nobody to name)."""
+    if getattr(user, "is_authenticated", False):
+        audit_record(
+            actor=user,
+            action="export.downloaded",
+            target=user,
+            after={"export": name, "query": query, "format": fmt, "rows": rows},
+        )
+
+
+@transaction.atomic
 def export_job_create(*, name: str, user, query: str, fmt: str, total_rows: int) -> ExportJob:
     """Queue a background export of the list ``name`` with the list's query string ``query``."""
     if fmt not in ExportFormat.values:

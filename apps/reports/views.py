@@ -13,8 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
-from apps.core.http import render_page_or_partial
-from apps.governance.services import audit_record
+from apps.core.http import querystring_without_page, render_page_or_partial, valid_filters
 from apps.organizations.views import staff_required
 from apps.reports import services
 from apps.reports.models import ExportFormat, ExportJob
@@ -23,10 +22,7 @@ from apps.reports.writers import csv_lines, write_xlsx
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _query(request) -> str:
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()
+_query = querystring_without_page
 
 
 def export(request, name: str, fmt: str):
@@ -49,13 +45,7 @@ def export(request, name: str, fmt: str):
             return redirect("reports:export-list")
         return redirect(job)
     file_name = services.export_file_name(spec, request.GET, fmt)
-    if request.user.is_authenticated:  # a visitor's export of a public list is not audited
-        audit_record(
-            actor=request.user,
-            action="export.downloaded",
-            target=request.user,
-            after={"export": name, "query": _query(request), "format": fmt, "rows": total},
-        )
+    services.export_record_download(user=request.user, name=name, query=_query(request), fmt=fmt, rows=total)
     if fmt == ExportFormat.CSV:
         response = StreamingHttpResponse(
             csv_lines(spec.columns, queryset), content_type="text/csv; charset=utf-8"
@@ -87,9 +77,11 @@ def export_download(request, public_id):
     if job.status != ExportJob.Status.DONE or not job.file or job.expires_at <= timezone.now():
         raise Http404
     content_type = XLSX_TYPE if job.format == ExportFormat.XLSX else "text/csv; charset=utf-8"
-    return FileResponse(
-        job.file.open("rb"), as_attachment=True, filename=job.file_name, content_type=content_type
-    )
+    try:
+        handle = job.file.open("rb")
+    except FileNotFoundError:  # removed from the storage behind the portal's back
+        raise Http404 from None
+    return FileResponse(handle, as_attachment=True, filename=job.file_name, content_type=content_type)
 
 
 @login_required
@@ -289,11 +281,7 @@ def transparency_year(request, year: int):
 PAGE_SIZE = 50
 
 
-def _valid(form) -> dict:
-    if not form.is_bound:
-        return {}
-    form.is_valid()
-    return {k: v for k, v in form.cleaned_data.items() if v}
+_valid = valid_filters
 
 
 def _usage_page(request, *, template: str, listing, organization=None, export: str, scope: dict):

@@ -336,3 +336,26 @@ def test_rounds_drifts_and_working_groups_exports(staff_client, grants):
     member = _client(UserFactory())
     for name in ("rounds", "drifts"):
         assert member.get(reverse("reports:export", args=[name, "csv"])).status_code == 404
+
+
+def test_streamed_exports_are_audited_and_a_vanished_file_is_404(
+    settings, grants, staff_client, staff, client
+):
+    staff_client.get(reverse("reports:export", args=["grants", "csv"]) + "?state=pending")
+    event = AuditEvent.objects.get(action="export.downloaded")
+    assert (event.actor_id, event.after["export"], event.after["query"], event.after["rows"]) == (
+        staff.pk,
+        "grants",
+        "state=pending",
+        4,
+    )
+    _csv(Client().get(reverse("reports:export", args=["members", "csv"])))  # a visitor: nobody to name
+    assert AuditEvent.objects.filter(action="export.downloaded").count() == 1
+
+    settings.EXPORT_STREAM_MAX_ROWS = 0
+    staff_client.get(reverse("reports:export", args=["grants", "csv"]))
+    job = ExportJob.objects.get()
+    services.export_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    job.file.storage.delete(job.file.name)
+    assert staff_client.get(reverse("reports:export-download", args=[job.public_id])).status_code == 404
