@@ -410,3 +410,31 @@ def test_checkpoints_are_listed_in_pages(simulators):
     assert [c["sequence"] for c in rest["items"]] == [5] and rest["next_cursor"] is None
     assert sim.request("GET", "/audit/checkpoints?cursor=!!").status == 400
     assert sim.request("POST", "/audit/checkpoints").status == 405
+
+
+def test_checkpoint_answers_match_the_openapi_description(simulators):
+    jsonschema = pytest.importorskip("jsonschema")
+    yaml = pytest.importorskip("yaml")
+    document = yaml.safe_load(
+        (django_settings.BASE_DIR / "docs" / "provider-api.openapi.yaml").read_text(encoding="utf-8")
+    )
+
+    def check(name, instance):
+        schema = {"components": document["components"], "$ref": f"#/components/schemas/{name}"}
+        jsonschema.Draft202012Validator(schema).validate(instance)
+
+    sim = simulators["kddi"]
+    body = _signed(sim, 2, "e" * 64)
+    check("CheckpointRequest", body)
+    check("Checkpoint", sim.request("PUT", "/audit/checkpoints/2", body).json())
+    conflict = sim.request("PUT", "/audit/checkpoints/2", _signed(sim, 2, "f" * 64))
+    assert conflict.status == 409
+    check("CheckpointConflictError", conflict.json())
+    check("CheckpointPage", sim.request("GET", "/audit/checkpoints").json())
+    check("ValidationError", sim.request("PUT", "/audit/checkpoints/2", {"sequence": 2}).json())
+    check(
+        "Error",
+        sim.request("PUT", "/audit/checkpoints/3", {**_signed(sim, 3, "e" * 64), "signature": "v1=0"}).json(),
+    )
+    operations = document["paths"]["/audit/checkpoints/{sequence}"], document["paths"]["/audit/checkpoints"]
+    assert "put" in operations[0] and "get" in operations[1]
