@@ -1,6 +1,8 @@
 """The audit chain is tamper-evident: TRUNCATE is refused, an emptied chain fails, and the chain is
 compared with the signed checkpoints every provider keeps (real simulators over HTTP)."""
 
+import time
+
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
@@ -438,3 +440,42 @@ def test_checkpoint_answers_match_the_openapi_description(simulators):
     )
     operations = document["paths"]["/audit/checkpoints/{sequence}"], document["paths"]["/audit/checkpoints"]
     assert "put" in operations[0] and "get" in operations[1]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_sends_the_checkpoint_after_n_events_and_on_the_beat(simulators, settings):
+    from tests.providers.worker_process import CeleryWorker, RedisServer, publishing_to
+
+    settings.AUDIT_CHECKPOINT_EVERY_EVENTS = 3
+    redis_server = RedisServer().start()
+    worker = None
+    try:
+        with publishing_to(redis_server.url):
+            worker = CeleryWorker(
+                broker_url=redis_server.url,
+                env={"PROVIDER_SECRETS": "kddi=kddi-secret,sakura=sakura-secret"},
+                concurrency=2,
+            ).start()
+            events = _events(3)  # the third one crosses the line: the task is enqueued on commit
+
+            def held_sequences():
+                return {slug: [c["sequence"] for c in _held(sim)] for slug, sim in simulators.items()}
+
+            deadline = time.monotonic() + 60
+            while held_sequences() != {"kddi": [3], "sakura": [3]} and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert held_sequences() == {"kddi": [3], "sakura": [3]}
+            assert _held(simulators["kddi"])[0]["hash"] == events[-1].hash
+
+            _events(1)  # below the next line: nothing sent until the beat runs the task
+            audit_checkpoint_send_task.delay()
+            deadline = time.monotonic() + 60
+            while held_sequences() != {"kddi": [3, 4], "sakura": [3, 4]} and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert held_sequences() == {"kddi": [3, 4], "sakura": [3, 4]}
+        assert audit_chain_verify(check_providers=True).ok
+    finally:
+        if worker is not None:
+            worker.stop()
+        redis_server.close()
