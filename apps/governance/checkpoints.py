@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC
 
+from django.conf import settings
 from django.utils import timezone
 
 from apps.governance.models import AuditChainHead, AuditEvent
@@ -98,6 +99,15 @@ class HeldCheckpoints:
     count: int = 0
 
 
+def _signing_keys(provider) -> list[tuple[str, str]]:
+    """(key id, secret) pairs a checkpoint held by ``provider`` may be signed with: the current
+    ones, then those retired by a rotation (AUDIT_CHECKPOINT_RETIRED_KEYS = {slug: [(key id,
+    secret), ...]}), kept only to verify the checkpoints signed before it."""
+    keys = [(provider.api_key_id, provider.api_secret)] if provider.api_secret else []
+    retired = getattr(settings, "AUDIT_CHECKPOINT_RETIRED_KEYS", {}).get(provider.slug, [])
+    return keys + [(str(key_id), str(secret)) for key_id, secret in retired if secret]
+
+
 def audit_checkpoints_fetch() -> HeldCheckpoints:
     """Read every checkpoint back from every active provider with an API and check that the portal
     signed it (with that provider's secret, for that provider's key id)."""
@@ -107,8 +117,8 @@ def audit_checkpoints_fetch() -> HeldCheckpoints:
     held = HeldCheckpoints()
     for provider in _providers():
         label = _label(provider)
-        secret = provider.api_secret
-        if not secret:
+        keys = _signing_keys(provider)
+        if not provider.api_secret:
             held.unreachable.append(f"{label}: no shared secret is configured")
             continue
         try:
@@ -119,13 +129,16 @@ def audit_checkpoints_fetch() -> HeldCheckpoints:
         held.providers.append(label)
         for item in items:
             held.count += 1
-            valid = signing.checkpoint_signature_valid(
-                secret=secret,
-                key_id=provider.api_key_id,
-                sequence=item.sequence,
-                hash=item.hash,
-                issued_at=item.issued_at,
-                signature=item.signature,
+            valid = any(
+                signing.checkpoint_signature_valid(
+                    secret=secret,
+                    key_id=key_id,
+                    sequence=item.sequence,
+                    hash=item.hash,
+                    issued_at=item.issued_at,
+                    signature=item.signature,
+                )
+                for key_id, secret in keys
             )
             if not valid:
                 held.problems.append(
@@ -154,10 +167,15 @@ def compare(
                         f"{item.hash[:16]}…, but the chain's event #{sequence} has {hashes[sequence][:16]}…: "
                         "the chain was rewritten"
                     )
-            elif walk_complete:
+            elif walk_complete and sequence > chain_length:
                 problems.append(
                     f"{label} holds checkpoint #{sequence} (issued {item.issued_at}), but the chain "
                     f"ends at event #{chain_length}: events were removed or the chain was rewritten"
+                )
+            elif walk_complete:
+                problems.append(
+                    f"{label} holds checkpoint #{sequence} (issued {item.issued_at}), which is no "
+                    "position of the chain (sequences start at 1)"
                 )
             # else: the chain breaks before this sequence, which the report already says.
     report.checkpoint_problems = problems

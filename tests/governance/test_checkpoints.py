@@ -479,3 +479,31 @@ def test_a_real_worker_sends_the_checkpoint_after_n_events_and_on_the_beat(simul
         if worker is not None:
             worker.stop()
         redis_server.close()
+
+
+def test_checkpoints_survive_a_restart_and_a_secret_rotation(settings, tmp_path):
+    db = tmp_path / "provider.sqlite3"
+    provider = ProviderFactory(slug="rot", name_en="ROT", api_key_id="key-1")
+    settings.PROVIDER_SECRETS = {"rot": "secret-1"}
+    with SimulatorProcess(secret="secret-1", key_id="key-1", db=db) as sim:
+        provider.api_base_url = sim.base_url
+        provider.save()
+        _events(2)
+        assert audit_checkpoint_send().sent == ["rot"]
+    # The provider restarts with a new secret and key id; it still holds what it was shown.
+    with SimulatorProcess(secret="secret-2", key_id="key-2", db=db) as sim:
+        provider.api_base_url, provider.api_key_id = sim.base_url, "key-2"
+        provider.save()
+        settings.PROVIDER_SECRETS = {"rot": "secret-2"}
+        _events(1)
+        assert audit_checkpoint_send().sent == ["rot"]
+        assert [c["sequence"] for c in _held(sim)] == [2, 3]
+        # Without the retired key the old checkpoint cannot be told from a forgery: reported.
+        report = audit_chain_verify(check_providers=True)
+        assert not report.ok
+        assert len(report.checkpoint_problems) == 1
+        assert report.checkpoint_problems[0].startswith("ROT (rot) holds checkpoint #2")
+        assert "signature is not the portal's" in report.checkpoint_problems[0]
+        settings.AUDIT_CHECKPOINT_RETIRED_KEYS = {"rot": [("key-1", "secret-1")]}
+        report = audit_chain_verify(check_providers=True)
+        assert report.ok and report.checkpoints_checked == 2
