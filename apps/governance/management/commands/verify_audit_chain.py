@@ -39,11 +39,13 @@ class Command(BaseCommand):
         if not report.ok:
             raise CommandError("\n".join(lines), returncode=EXIT_BROKEN)
         summary = f"Audit chain intact: {report.checked} events."
-        if not options["local"]:
+        if not options["local"] and report.providers_checked:
             summary += (
                 f" {report.checkpoints_checked} checkpoints from {len(report.providers_checked)} "
                 "providers agree with it."
             )
+        elif not options["local"] and not report.unreachable:
+            summary += " No provider has an API to hold checkpoints: compared with nothing."
         if report.unreachable:
             raise CommandError(
                 "\n".join([summary, *lines, "The comparison with the providers is incomplete."]),
