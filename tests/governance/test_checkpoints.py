@@ -507,3 +507,10 @@ def test_checkpoints_survive_a_restart_and_a_secret_rotation(settings, tmp_path)
         settings.AUDIT_CHECKPOINT_RETIRED_KEYS = {"rot": [("key-1", "secret-1")]}
         report = audit_chain_verify(check_providers=True)
         assert report.ok and report.checkpoints_checked == 2
+
+
+def test_the_command_says_when_no_provider_holds_checkpoints(capsys):
+    _events(2)
+    ProviderFactory(slug="no-api", api_base_url="")  # no API: nothing to ask
+    call_command("verify_audit_chain")
+    assert "2 events. No provider has an API to hold checkpoints" in capsys.readouterr().out
