@@ -7,6 +7,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from apps.governance.checkpoints import audit_checkpoint_send
 from apps.governance.models import AuditChainHead, AuditEvent
@@ -514,3 +517,107 @@ def test_the_command_says_when_no_provider_holds_checkpoints(capsys):
     ProviderFactory(slug="no-api", api_base_url="")  # no API: nothing to ask
     call_command("verify_audit_chain")
     assert "2 events. No provider has an API to hold checkpoints" in capsys.readouterr().out
+
+
+# ----- hostile answers and input ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def hostile_provider(settings):
+    """A provider whose API answers GET /v1/audit/checkpoints with whatever ``answer["body"]`` is (a
+    real HTTP server on loopback, standing in for a broken or malicious provider)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answer = {"body": {"items": [], "next_cursor": None}}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            payload = (
+                answer["body"] if isinstance(answer["body"], bytes) else json.dumps(answer["body"]).encode()
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.PROVIDER_SECRETS = {"bad": "bad-secret"}
+    ProviderFactory(
+        slug="bad", name_en="BAD", api_base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key_id="k"
+    )
+    yield answer
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"items": [], "next_cursor": "again"}, "cursor does not advance"),
+        ({"items": [{"sequence": "1", "hash": "a"}], "next_cursor": None}, "unexpected checkpoint"),
+        (
+            {"items": [{"sequence": True, "hash": "a", "issued_at": "x", "signature": "y"}]},
+            "unexpected checkpoint",
+        ),
+        ({"items": "all of them"}, "unexpected answer"),
+        ([1, 2, 3], "unexpected answer"),
+        (b"<html>", "invalid JSON"),
+    ],
+)
+def test_a_provider_answering_nonsense_is_reported_by_name(hostile_provider, body, expected):
+    _events(1)
+    hostile_provider["body"] = body
+    report = audit_chain_verify(check_providers=True)
+    assert report.ok and not report.complete
+    assert len(report.unreachable) == 1
+    assert report.unreachable[0].startswith("BAD (bad): ") and expected in report.unreachable[0]
+
+
+def test_checkpoints_of_a_provider_the_portal_never_signed_are_each_reported(hostile_provider):
+    _events(1)
+    hostile_provider["body"] = {
+        "items": [
+            {"sequence": n, "hash": h, "issued_at": "2026-01-01T00:00:00Z", "signature": s}
+            for n, h, s in [(1, "0" * 64, "v1=" + "0" * 64), (2, {"a": 1}, ["x"]), (-5, "", "")]
+        ],
+        "next_cursor": None,
+    }
+    report = audit_chain_verify(check_providers=True)
+    assert not report.ok and len(report.checkpoint_problems) == 3
+    assert all("BAD (bad)" in p and "signature is not the portal's" in p for p in report.checkpoint_problems)
+
+
+@settings_hypothesis(max_examples=60, deadline=None)
+@given(
+    body=st.one_of(
+        st.dictionaries(
+            st.sampled_from(["sequence", "hash", "issued_at", "signature", "x"]),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80),
+                lambda children: (
+                    st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children)
+                ),
+                max_leaves=5,
+            ),
+        ),
+        st.lists(st.integers(), max_size=3),
+        st.text(max_size=40),
+    ),
+    sequence=st.sampled_from(["1", "0", "-1", "x", "99999999999999999999", "%00", "1.5"]),
+)
+def test_the_simulator_refuses_any_bad_checkpoint_with_a_4xx(_simulators, body, sequence):
+    sim = _simulators["kddi"]
+    before = sim.request("GET", "/audit/checkpoints?limit=1000").json()["items"]
+    response = sim.request("PUT", f"/audit/checkpoints/{sequence}", body)
+    # Nothing the portal did not sign is stored, whatever the body: a clear 4xx, never a 500.
+    assert 400 <= response.status < 500, response.body
+    assert response.json()["code"] in ("invalid", "bad_checkpoint_signature", "not_found")
+    assert sim.request("GET", "/audit/checkpoints?limit=1000").json()["items"] == before

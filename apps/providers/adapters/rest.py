@@ -100,6 +100,9 @@ class RestAdapter(ProviderAdapter):
                 raise ProviderError(f"unexpected answer from the provider: {page!r:.200}")
             for item in items:
                 yield _checkpoint(item)
-            cursor = page.get("next_cursor") or ""
+            next_cursor = page.get("next_cursor") or ""
+            if next_cursor and (not isinstance(next_cursor, str) or next_cursor == cursor):
+                raise ProviderError(f"the checkpoint cursor does not advance: {next_cursor!r:.100}")
+            cursor = next_cursor
             if not cursor:
                 return
