@@ -22,6 +22,8 @@ from apps.governance.models import AuditChainHead, AuditEvent
 
 logger = logging.getLogger(__name__)
 
+MISMATCH_REASON = "the chain does not match the checkpoints held by the providers"
+
 
 def _providers():
     from apps.providers.models import Provider
@@ -185,4 +187,4 @@ def compare(
     if problems:
         report.ok = False
         if not report.reason:
-            report.reason = "the chain does not match the checkpoints held by the providers"
+            report.reason = MISMATCH_REASON

@@ -142,6 +142,10 @@ def test_rows_added_behind_the_heads_back_fail_verification():
     forged.save(force_insert=True)  # a valid link, but the head was not moved
     report = audit_chain_verify()
     assert not report.ok and "added behind the head" in report.reason
+    with pytest.raises(
+        CommandError, match="Audit chain broken: the chain has 2 events but its head records 1"
+    ):
+        call_command("verify_audit_chain", "--local")
 
 
 # ----- checkpoints at every provider ----------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.governance.checkpoints import MISMATCH_REASON
 from apps.governance.services import audit_chain_verify
 
 EXIT_BROKEN = 1
@@ -28,7 +29,7 @@ class Command(BaseCommand):
                 f"Audit chain broken at event #{report.broken_event_id}: {report.reason} "
                 f"({report.checked} events verified before it)."
             )
-        elif report.reason and not report.checkpoint_problems:
+        elif report.reason and report.reason != MISMATCH_REASON:
             lines.append(f"Audit chain broken: {report.reason} ({report.checked} events verified).")
         if report.checkpoint_problems:
             lines.append(f"The chain of {report.checked} events does not match the providers' checkpoints:")
