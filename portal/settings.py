@@ -202,6 +202,7 @@ CELERY_BEAT_SCHEDULE = {
     "providers-reconcile": {"task": "apps.providers.tasks.reconcile_all_task", "schedule": 600.0},
     "providers-usage-pull": {"task": "apps.providers.tasks.usage_pull_all_task", "schedule": 300.0},
     "exports-housekeeping": {"task": "apps.reports.tasks.export_housekeeping_task", "schedule": 600.0},
+    "audit-checkpoint": {"task": "apps.governance.tasks.audit_checkpoint_send_task", "schedule": 600.0},
     "grants-report-reminders": {
         "task": "apps.grants.tasks.report_reminders_task",
         "schedule": crontab(hour=8, minute=0),

@@ -26,7 +26,7 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -106,6 +106,20 @@ def _set_status(
 # --- rounds --------------------------------------------------------------------------------------
 
 
+# Held (transaction-scoped) by every round creation from the overlap check to the commit, so that
+# concurrent creators for the same months check one after another: the second sees the first's
+# round. A lock of its own, taken before any other: nothing waits on it while holding another lock.
+ROUND_CALENDAR_LOCK_KEY = 0x616C6C6F63726E64  # "allocrnd"
+
+
+def _lock_round_calendar() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROUND_CALENDAR_LOCK_KEY])
+    # SQLite (the embedded default, for one person trying the portal) has no such lock; it lets one
+    # writer in at a time and refuses a second concurrent writer instead.
+
+
 @transaction.atomic
 def round_create(
     *,
@@ -133,6 +147,7 @@ def round_create(
         policy = FairSharePolicy.objects.filter(pk=policy_id).first()
         if policy is None:
             raise ApplicationError(_("This fair-share policy does not exist."), code="not_found")
+    _lock_round_calendar()
     overlapping = (
         AllocationRound.objects.exclude(status=Status.PUBLISHED)
         .filter(period_start__lt=period_end, period_end__gt=period_start)

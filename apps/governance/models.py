@@ -86,10 +86,15 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """A single row locked by every writer so the chain is extended one event at a time."""
+    """A single row locked by every writer so the chain is extended one event at a time.
+
+    ``length`` counts the events ever appended: event number ``n`` of the chain (1-based, in id
+    order) is the one a checkpoint with sequence ``n`` names. On PostgreSQL a trigger refuses to
+    delete this row or to make ``length`` smaller, so an emptied chain cannot pass for a new one."""
 
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
     last_event_id = models.BigIntegerField(null=True, blank=True)
+    length = models.BigIntegerField(default=0)
 
     class Meta:
         verbose_name = _("audit chain head")

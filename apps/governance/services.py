@@ -1,11 +1,15 @@
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from apps.governance.models import GENESIS_HASH, AuditChainHead, AuditEvent
+
+logger = logging.getLogger(__name__)
 
 
 def _jsonable(data):
@@ -71,30 +75,102 @@ def audit_record_many(*, actor, action: str, entries: list[tuple]) -> list[Audit
             events[0].save(force_insert=True)
         else:
             AuditEvent.objects.bulk_create(events, batch_size=1000)
-        AuditChainHead.objects.filter(pk=head.pk).update(last_hash=prev_hash, last_event_id=events[-1].pk)
+        length = head.length + len(events)
+        AuditChainHead.objects.filter(pk=head.pk).update(
+            last_hash=prev_hash, last_event_id=events[-1].pk, length=length
+        )
+        every = getattr(settings, "AUDIT_CHECKPOINT_EVERY_EVENTS", 1000)
+        if every and head.length // every != length // every:
+            transaction.on_commit(_enqueue_checkpoint)
     return events
+
+
+def _enqueue_checkpoint() -> None:
+    """After a multiple of AUDIT_CHECKPOINT_EVERY_EVENTS events: checkpoint the head with every
+    provider now rather than at the next beat. A lost message only delays it to the beat task."""
+    from apps.governance.tasks import audit_checkpoint_send_task
+
+    try:
+        audit_checkpoint_send_task.delay()
+    except Exception:
+        logger.warning("could not enqueue an audit checkpoint", exc_info=True)
 
 
 @dataclass
 class ChainReport:
+    """``ok`` means the chain holds locally and agrees with every checkpoint that was read.
+    ``checkpoint_problems`` name the provider and sequence of each checkpoint that disagrees (or
+    whose signature is not the portal's); ``unreachable`` names the providers whose checkpoints could
+    not be read: then the comparison is incomplete (``complete`` is False), never silently passed."""
+
     ok: bool
     checked: int
     broken_event_id: int | None = None
     reason: str = ""
+    checkpoint_problems: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+    providers_checked: list[str] = field(default_factory=list)
+    checkpoints_checked: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return not self.unreachable
 
 
-def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
-    """Walk the chain by id; report the first row whose hash or link does not hold."""
+def audit_chain_verify(*, chunk_size: int = 2000, check_providers: bool = False) -> ChainReport:
+    """Walk the chain by id; report the first row whose hash or link does not hold, a chain shorter
+    or longer than its head records (an emptied or rewound chain), and with ``check_providers``
+    every checkpoint held by a provider that the chain does not match."""
+    from apps.governance import checkpoints
+
+    held = checkpoints.audit_checkpoints_fetch() if check_providers else None
+    wanted = held.by_sequence if held else {}
+    # The head before the walk: the chain must reach it. Events appended during the walk are
+    # verified too; the head read after the walk must know every event walked.
+    head_before = AuditChainHead.objects.filter(pk=1).first()
     expected_prev = GENESIS_HASH
     checked = 0
+    hashes_at_wanted: dict[int, str] = {}
+    broken = None
+    walk_complete = False
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=chunk_size):
         if event.prev_hash != expected_prev:
-            return ChainReport(False, checked, event.pk, "previous-hash link broken")
+            broken = (event.pk, "previous-hash link broken")
+            break
         if event.compute_hash() != event.hash:
-            return ChainReport(False, checked, event.pk, "content does not match its hash")
+            broken = (event.pk, "content does not match its hash")
+            break
         expected_prev = event.hash
         checked += 1
-    head = AuditChainHead.objects.filter(pk=1).first()
-    if head and checked and head.last_hash != expected_prev:
-        return ChainReport(False, checked, head.last_event_id, "chain is missing its last rows")
-    return ChainReport(True, checked)
+        if checked in wanted:
+            hashes_at_wanted[checked] = event.hash
+        if head_before and checked == head_before.length and event.hash != head_before.last_hash:
+            broken = (event.pk, "the chain head records another hash for this position")
+            break
+    else:
+        walk_complete = True
+    if broken is None and head_before and checked < head_before.length:
+        broken = (
+            head_before.last_event_id,
+            f"the chain has {checked} events but its head records {head_before.length}: events were removed",
+        )
+    if broken is None:
+        head_after = AuditChainHead.objects.filter(pk=1).first()
+        if checked and (head_after is None or checked > head_after.length):
+            broken = (
+                None,
+                f"the chain has {checked} events but its head records "
+                f"{head_after.length if head_after else 0}: events were added behind the head's back",
+            )
+    report = ChainReport(broken is None, checked)
+    if broken is not None:
+        report.broken_event_id, report.reason = broken
+    if held is not None:
+        checkpoints.compare(
+            report=report,
+            held=held,
+            hashes=hashes_at_wanted,
+            chain_length=checked,
+            walk_complete=walk_complete,
+        )
+    return report

@@ -69,3 +69,35 @@ def verify(
     # compare_digest raises TypeError on non-ASCII str; such a signature cannot match anyway.
     if not provided.isascii() or not hmac.compare_digest(expected, provided):
         raise SignatureError("signature does not match")
+
+
+# ----- audit chain checkpoints (docs/provider-api.md, "Audit checkpoints") ---------------------------
+#
+# A checkpoint is the portal's statement "event number <sequence> of my audit chain has hash <hash>,
+# as of <issued_at>". The portal signs it with the provider's shared secret; the provider keeps it and
+# shows it back, and the portal checks the signature again before it trusts what it reads.
+
+CHECKPOINT_CONTEXT = "alliance-audit-checkpoint.v1"
+
+
+def _checkpoint_message(key_id: str, sequence: int, hash: str, issued_at: str) -> bytes:
+    return f"{CHECKPOINT_CONTEXT}\n{key_id}\n{int(sequence)}\n{hash}\n{issued_at}".encode()
+
+
+def sign_checkpoint(*, secret: str, key_id: str, sequence: int, hash: str, issued_at: str) -> str:
+    """``v1=<hex HMAC-SHA256>`` over the checkpoint's fields and the key id it is shown to."""
+    message = _checkpoint_message(key_id, sequence, hash, issued_at)
+    return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def checkpoint_signature_valid(
+    *, secret: str, key_id: str, sequence: int, hash: str, issued_at: str, signature
+) -> bool:
+    if not isinstance(signature, str) or not signature.startswith("v1=") or not signature.isascii():
+        return False
+    if not isinstance(hash, str) or not isinstance(issued_at, str):
+        return False
+    expected = sign_checkpoint(
+        secret=secret, key_id=key_id, sequence=sequence, hash=hash, issued_at=issued_at
+    )
+    return hmac.compare_digest(expected, signature)

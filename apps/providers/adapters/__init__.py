@@ -5,7 +5,13 @@ Adding a provider with another protocol means adding one module here and one lin
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from apps.providers.adapters.base import ProviderAdapter, ProviderError, QuotaState, UsageBatch
+from apps.providers.adapters.base import (
+    AuditCheckpoint,
+    ProviderAdapter,
+    ProviderError,
+    QuotaState,
+    UsageBatch,
+)
 
 ADAPTERS = {
     "rest_v1": "apps.providers.adapters.rest.RestAdapter",
@@ -20,4 +26,4 @@ def get_adapter(provider, *, timeout: float | None = None) -> ProviderAdapter:
     return cls(provider, timeout=settings.PROVIDER_HTTP_TIMEOUT if timeout is None else timeout)
 
 
-__all__ = ["ProviderAdapter", "ProviderError", "QuotaState", "UsageBatch", "get_adapter"]
+__all__ = ["AuditCheckpoint", "ProviderAdapter", "ProviderError", "QuotaState", "UsageBatch", "get_adapter"]

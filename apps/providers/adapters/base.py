@@ -33,6 +33,18 @@ class UsageBatch:
     next_cursor: str
 
 
+@dataclass
+class AuditCheckpoint:
+    """The portal's signed statement "event ``sequence`` of the audit chain has ``hash``" as a
+    provider keeps it (``received_at`` is the provider's clock, empty when sending)."""
+
+    sequence: int
+    hash: str
+    issued_at: str
+    signature: str
+    received_at: str = ""
+
+
 class ProviderAdapter:
     """Talks to one provider. Implementations raise ProviderError for every failure."""
 
@@ -50,4 +62,14 @@ class ProviderAdapter:
         raise NotImplementedError
 
     def usage(self, cursor: str) -> UsageBatch:
+        raise NotImplementedError
+
+    def audit_checkpoint_store(self, checkpoint: AuditCheckpoint) -> AuditCheckpoint:
+        """Have the provider keep a signed checkpoint of the portal's audit chain; the answer is
+        what it now holds for that sequence. A different hash already held for the sequence is a
+        ProviderError (the provider keeps the first)."""
+        raise NotImplementedError
+
+    def audit_checkpoint_list(self) -> Iterator[AuditCheckpoint]:
+        """Every checkpoint the provider holds, by sequence."""
         raise NotImplementedError

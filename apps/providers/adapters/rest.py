@@ -4,7 +4,13 @@ from collections.abc import Iterator
 from urllib.parse import quote, urlencode
 
 from apps.providers.adapters import http
-from apps.providers.adapters.base import ProviderAdapter, ProviderError, QuotaState, UsageBatch
+from apps.providers.adapters.base import (
+    AuditCheckpoint,
+    ProviderAdapter,
+    ProviderError,
+    QuotaState,
+    UsageBatch,
+)
 
 
 def _state(data: dict) -> QuotaState:
@@ -18,6 +24,22 @@ def _state(data: dict) -> QuotaState:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProviderError(f"unexpected answer from the provider: {data!r:.200}") from exc
+
+
+def _checkpoint(data) -> AuditCheckpoint:
+    try:
+        sequence = data["sequence"]
+        if isinstance(sequence, bool) or not isinstance(sequence, int):
+            raise TypeError("sequence is not an integer")
+        return AuditCheckpoint(
+            sequence=sequence,
+            hash=str(data["hash"]),
+            issued_at=str(data["issued_at"]),
+            signature=str(data["signature"]),
+            received_at=str(data.get("received_at") or ""),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderError(f"unexpected checkpoint from the provider: {data!r:.200}") from exc
 
 
 class RestAdapter(ProviderAdapter):
@@ -58,3 +80,29 @@ class RestAdapter(ProviderAdapter):
         return UsageBatch(
             records=list(page.get("records", [])), next_cursor=str(page.get("next_cursor") or cursor)
         )
+
+    def audit_checkpoint_store(self, checkpoint: AuditCheckpoint) -> AuditCheckpoint:
+        body = {
+            "sequence": checkpoint.sequence,
+            "hash": checkpoint.hash,
+            "issued_at": checkpoint.issued_at,
+            "signature": checkpoint.signature,
+        }
+        return _checkpoint(self._call("PUT", f"/audit/checkpoints/{int(checkpoint.sequence)}", body))
+
+    def audit_checkpoint_list(self) -> Iterator[AuditCheckpoint]:
+        cursor = ""
+        while True:
+            query = urlencode({"limit": 1000, **({"cursor": cursor} if cursor else {})})
+            page = self._call("GET", f"/audit/checkpoints?{query}")
+            items = page.get("items") if isinstance(page, dict) else None
+            if not isinstance(items, list):
+                raise ProviderError(f"unexpected answer from the provider: {page!r:.200}")
+            for item in items:
+                yield _checkpoint(item)
+            next_cursor = page.get("next_cursor") or ""
+            if next_cursor and (not isinstance(next_cursor, str) or next_cursor == cursor):
+                raise ProviderError(f"the checkpoint cursor does not advance: {next_cursor!r:.100}")
+            cursor = next_cursor
+            if not cursor:
+                return

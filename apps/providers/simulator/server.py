@@ -97,6 +97,19 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 """
 
+# Signed checkpoints of the portal's audit chain (docs/provider-api.md, "Audit checkpoints"): the
+# first one shown for a sequence is kept for the life of the store; reset() forgets them.
+CHECKPOINT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    sequence INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+"""
+CHECKPOINT_HASH_RE = re.compile(r"[0-9a-f]{64}")
+
 
 def utc_now() -> str:
     return rfc3339(datetime.now(UTC))
@@ -219,6 +232,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._db.executescript(CHECKPOINT_SCHEMA)
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM meta WHERE name = 'epoch'").fetchone() is None:
                 db.execute("INSERT INTO meta (name, value) VALUES ('epoch', ?)", (uuid.uuid4().hex[:12],))
@@ -333,6 +347,7 @@ class Simulator:
         with self.store.transaction() as db:
             for table in ("quotas", "idempotency", "effects", "usage"):
                 db.execute(f"DELETE FROM {table}")
+            db.execute("DELETE FROM audit_checkpoints")
             db.execute("UPDATE meta SET value = ? WHERE name = 'epoch'", (uuid.uuid4().hex[:12],))
 
     @contextmanager
@@ -361,6 +376,8 @@ class Simulator:
             if route == "/usage":
                 self._allow(method, "GET")
                 return Answer(200, self._list_usage(query), {})
+            if route == "/audit/checkpoints" or route.startswith("/audit/checkpoints/"):
+                return self._checkpoint_api(method, route, query, body, generation)
             match = re.fullmatch(r"/quotas/([^/]+)", route)
             if match:
                 self._allow(method, "PUT", "DELETE")
@@ -551,6 +568,86 @@ class Simulator:
             return {"records": [], "next_cursor": query["cursor"]}  # nothing new: the same cursor
         last = rows[-1]["seq"] if rows else after
         return {"records": records, "next_cursor": _b64encode({"e": epoch, "s": last})}
+
+    # ----- audit checkpoints -----------------------------------------------------------------------
+
+    def _checkpoint_api(self, method: str, route: str, query: dict, body: bytes, generation) -> Answer:
+        if route == "/audit/checkpoints":
+            self._allow(method, "GET")
+            return Answer(200, self._list_checkpoints(query), {})
+        match = re.fullmatch(r"/audit/checkpoints/([^/]+)", route)
+        if not match:
+            raise ApiError(404, "not_found", f"no such resource: {API_PREFIX}{route}")
+        self._allow(method, "PUT")
+        sequence = unquote(match[1])
+        if not INTEGER_RE.fullmatch(sequence) or int(sequence) < 1:
+            raise ApiError(400, "invalid", "the sequence in the URL must be a positive integer")
+        checkpoint = _parse_checkpoint(int(sequence), body)
+        if not signing.checkpoint_signature_valid(secret=self.secret, key_id=self.key_id, **checkpoint):
+            raise ApiError(400, "bad_checkpoint_signature", "the checkpoint's signature does not match")
+        with self._transaction(generation) as db:
+            row = db.execute(
+                "SELECT * FROM audit_checkpoints WHERE sequence = ?", (checkpoint["sequence"],)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO audit_checkpoints (sequence, hash, issued_at, signature, received_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        checkpoint["sequence"],
+                        checkpoint["hash"],
+                        checkpoint["issued_at"],
+                        checkpoint["signature"],
+                        utc_now(),
+                    ),
+                )
+                row = db.execute(
+                    "SELECT * FROM audit_checkpoints WHERE sequence = ?", (checkpoint["sequence"],)
+                ).fetchone()
+            elif row["hash"] != checkpoint["hash"]:
+                # The first checkpoint shown for a sequence is kept: a chain rewritten since then
+                # cannot overwrite what this provider was shown.
+                raise ApiError(
+                    409,
+                    "checkpoint_conflict",
+                    f"checkpoint {row['sequence']} is already held with another hash",
+                    held=_checkpoint_json(row),
+                )
+        return Answer(200, _checkpoint_json(row), {})
+
+    def _list_checkpoints(self, query: dict) -> dict:
+        limit = _parse_limit(query)
+        after = 0
+        if query.get("cursor"):
+            after = _b64decode(query["cursor"]).get("after")
+            if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+                raise ApiError(400, "invalid", "cursor is not valid")
+        with self.store.transaction() as db:
+            rows = db.execute(
+                "SELECT * FROM audit_checkpoints WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                (after, limit + 1),
+            ).fetchall()
+        items = [_checkpoint_json(row) for row in rows[:limit]]
+        next_cursor = _b64encode({"after": items[-1]["sequence"]}) if len(rows) > limit else None
+        return {"items": items, "next_cursor": next_cursor}
+
+    def force_checkpoint(self, sequence: str, data: dict) -> dict:
+        """Store a checkpoint as given, replacing what is held, without any check (a forgery)."""
+        if not INTEGER_RE.fullmatch(sequence) or int(sequence) < 1:
+            raise ApiError(400, "invalid", "the sequence must be a positive integer")
+        values = [data.get(name) for name in ("hash", "issued_at", "signature")]
+        if not all(isinstance(value, str) for value in values):
+            raise ApiError(400, "invalid", "hash, issued_at and signature must be strings")
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO audit_checkpoints (sequence, hash, issued_at, signature, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (int(sequence), *values, utc_now()),
+            )
+            row = db.execute(
+                "SELECT * FROM audit_checkpoints WHERE sequence = ?", (int(sequence),)
+            ).fetchone()
+        return _checkpoint_json(row)
 
     # ----- control ---------------------------------------------------------------------------------
 
@@ -748,6 +845,39 @@ def _parse_quota(grant_id: str, body: bytes) -> dict:
     }
 
 
+def _checkpoint_json(row) -> dict:
+    return {
+        "sequence": row["sequence"],
+        "hash": row["hash"],
+        "issued_at": row["issued_at"],
+        "signature": row["signature"],
+        "received_at": row["received_at"],
+    }
+
+
+def _parse_checkpoint(sequence: int, body: bytes) -> dict:
+    data = _parse_json_object(body)
+    errors: dict[str, list[str]] = {}
+    value = data.get("sequence")
+    if isinstance(value, bool) or not isinstance(value, int) or value != sequence:
+        errors["sequence"] = ["this field is required and must equal the sequence in the URL"]
+    if not isinstance(data.get("hash"), str) or not CHECKPOINT_HASH_RE.fullmatch(data["hash"]):
+        errors["hash"] = ["this field is required and must be 64 lowercase hexadecimal digits"]
+    if parse_rfc3339(data.get("issued_at")) is None:
+        errors["issued_at"] = ["this field is required and must be an RFC 3339 date-time"]
+    if not isinstance(data.get("signature"), str) or not data["signature"].strip():
+        errors["signature"] = ["this field is required and must be a string"]
+    if errors:
+        summary = "; ".join(f"{name}: {messages[0]}" for name, messages in errors.items())
+        raise ApiError(400, "invalid", f"invalid checkpoint: {summary}", fields=errors)
+    return {
+        "sequence": sequence,
+        "hash": data["hash"],
+        "issued_at": data["issued_at"],
+        "signature": data["signature"],
+    }
+
+
 class _NoAnswer(Exception):
     """Close the connection without answering."""
 
@@ -892,6 +1022,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 ):
                     raise ApiError(400, "invalid", "grant_ids must be a list of grant ids")
                 return Answer(200, simulator.generate_usage(count, grant_ids), {})
+            match = re.fullmatch(r"/audit/checkpoints/([^/]+)", route)
+            if match and method == "PUT":
+                return Answer(200, simulator.force_checkpoint(match[1], _parse_json_object(body)), {})
             match = re.fullmatch(r"/quotas/([^/]+)", route)
             if match and method == "PUT":
                 return Answer(200, simulator.force_quota(unquote(match[1]), _parse_json_object(body)), {})
