@@ -13,6 +13,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 
 from apps.accounts.models import User
+from apps.accounts.services import secretariat_group_ensure
 from apps.core.validators import corporate_number_check_digit
 from apps.organizations import services
 from apps.organizations.models import MembershipApplication, Organization, ParticipationTerms
@@ -375,7 +376,6 @@ class Command(BaseCommand):
             password=DEMO_PASSWORD,
             full_name=name,
             is_staff=staff,
-            is_superuser=staff,
             language=language,
         )
         EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
@@ -414,7 +414,9 @@ class Command(BaseCommand):
             effective_from=datetime.date(2026, 10, 1),
             is_published=True,
         )
+        # Staff, not a superuser: its admin rights come from the secretariat group.
         staff = self._user("secretariat@gpu-alliance.example", "事務局 管理者", staff=True)
+        secretariat_group_ensure(members=[staff])
         TOTP.activate(staff, DEMO_TOTP_SECRET)
 
         seq = 1
