@@ -340,8 +340,14 @@ def meeting_detail(request, slug: str, meeting_id: int):
         if not access.can_organize:
             raise Http404
         if minutes_form.is_valid():
-            services.meeting_update(meeting_id=meeting.pk, actor=request.user, data=minutes_form.cleaned_data)
-            messages.success(request, _("The minutes were saved."))
+            try:
+                services.meeting_update(
+                    meeting_id=meeting.pk, actor=request.user, data=minutes_form.cleaned_data
+                )
+            except ApplicationError as exc:  # the role was checked again inside the transaction
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, _("The minutes were saved."))
             return redirect(meeting)
     attendance = selectors.meeting_attendance(meeting=meeting)
     roster = []
@@ -403,8 +409,12 @@ def meeting_attendance(request, slug: str, meeting_id: int):
     if not access.can_organize:
         raise Http404
     present = [int(v) for v in request.POST.getlist("present") if v.isdigit()]
-    services.attendance_record(meeting_id=meeting.pk, actor=request.user, present_user_ids=present)
-    messages.success(request, _("The attendance was recorded."))
+    try:
+        services.attendance_record(meeting_id=meeting.pk, actor=request.user, present_user_ids=present)
+    except ApplicationError as exc:  # the role was checked again inside the transaction
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The attendance was recorded."))
     return redirect(meeting)
 
 
@@ -606,6 +616,8 @@ def _decorate(post, *, user, access, thread) -> None:
     post.html = render_markdown(post.body) if not post.is_hidden or access.can_manage else ""
     post.can_edit = (
         user.is_authenticated
+        and access.can_contribute
+        and thread.group.status != WorkingGroup.Status.CLOSED
         and post.author_id == user.pk
         and not post.is_hidden
         and not thread.is_locked
@@ -684,7 +696,8 @@ def post_edit(request, slug: str, post_id: int):
     post = selectors.post_get(group=group, post_id=post_id)
     if post is None:
         raise Http404
-    if post.author_id != getattr(request.user, "pk", None):
+    # Only the author, and only while still a member of the group (the service checks it again).
+    if post.author_id != getattr(request.user, "pk", None) or not access.can_contribute:
         raise Http404
     thread = post.thread
     form = PostForm(_posted(request), initial={"body": post.body})
