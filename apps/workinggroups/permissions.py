@@ -106,7 +106,9 @@ def redact_meetings(meetings, access: GroupAccess):
     """Blank the members-only fields of meetings (the online link) for whoever may not see them,
     so that no page, partial or feed built from these instances can show them. Each meeting keeps
     ``has_online_link`` so pages can say that a link exists. Returns ``meetings``."""
-    for meeting in [m for m in ([meetings] if isinstance(meetings, Meeting) else meetings) if m is not None]:
+    if meetings is None:
+        return None
+    for meeting in [meetings] if isinstance(meetings, Meeting) else meetings:
         meeting.has_online_link = bool(meeting.online_url)
         if not access.can_see_links:
             meeting.online_url = ""

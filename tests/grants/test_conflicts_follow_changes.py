@@ -90,6 +90,7 @@ def test_every_reviewer_path_is_closed_once_the_reviewer_gains_a_role(client, st
     listing = client.get(reverse("grants:review-list")).content.decode()
     assert f'id="assignment-{assignment.pk}" class="blocked"' in listing
     assert application.title not in listing and page not in listing
+    assert "ブロック中：利益相反" in listing  # Japanese by default
 
 
 def test_the_service_refuses_scores_from_a_reviewer_in_conflict(staff, gain_role):
