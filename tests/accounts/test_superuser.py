@@ -75,6 +75,9 @@ def test_a_superuser_without_staff_sees_no_private_org_page(client, private_org)
     assert client.get(reverse("organizations:org-manage", args=[private_org.slug])).status_code == 404
     assert client.get(reverse("organizations:org-detail", args=[private_org.slug])).status_code == 404
     assert client.get(reverse("providers:org-grants", args=[private_org.slug])).status_code == 404
+    # Secretariat pages are for staff: the flag alone opens none of them.
+    for name in ("grants:staff-programs", "organizations:review-queue", "workinggroups:console"):
+        assert client.get(reverse(name)).status_code == 404, name
 
 
 def test_a_superuser_cannot_open_a_reviewers_page(client, superuser, assignment):
@@ -231,3 +234,15 @@ def test_the_demo_secretariat_is_staff_in_the_group_not_a_superuser(client):
     assert client.get(reverse("admin:grants_program_changelist")).status_code == 200
     assert client.get(reverse("admin:organizations_membership_changelist")).status_code == 200
     assert client.get(reverse("grants:staff-programs")).status_code == 200
+
+
+def test_secretariat_staff_run_admin_actions_and_edits_are_audited(client, secretariat):
+    from apps.governance.models import AuditEvent
+
+    org = OrganizationFactory()
+    _login(client, secretariat)
+    url = reverse("admin:organizations_membership_changelist")
+    client.post(url, {"action": "suspend", "_selected_action": [org.membership.pk]})
+    org.membership.refresh_from_db()
+    assert org.membership.status == "suspended"
+    assert AuditEvent.objects.filter(action="membership.suspended", actor=secretariat).exists()
