@@ -234,6 +234,12 @@ def test_the_demo_secretariat_is_staff_in_the_group_not_a_superuser(client):
     assert client.get(reverse("admin:grants_program_changelist")).status_code == 200
     assert client.get(reverse("admin:organizations_membership_changelist")).status_code == 200
     assert client.get(reverse("grants:staff-programs")).status_code == 200
+    # A demo database of before (superuser secretariat) is brought in line by running seed_demo again.
+    User.objects.filter(pk=desk.pk).update(is_superuser=True)
+    desk.groups.clear()
+    call_command("seed_demo", stdout=StringIO())
+    desk.refresh_from_db()
+    assert not desk.is_superuser and desk.groups.filter(name=SECRETARIAT_GROUP).exists()
 
 
 def test_secretariat_staff_run_admin_actions_and_edits_are_audited(client, secretariat):

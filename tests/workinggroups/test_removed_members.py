@@ -19,12 +19,13 @@ from apps.workinggroups.models import (
     Document,
     DocumentVersion,
     GroupMember,
+    JoinRequest,
     Meeting,
     Motion,
     Post,
     Thread,
 )
-from tests.workinggroups.factories import GroupMemberFactory, MotionFactory, WorkingGroupFactory
+from tests.workinggroups.factories import GroupMemberFactory, MotionFactory, WorkingGroupFactory, member_user
 
 pytestmark = pytest.mark.django_db
 PDF = b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
@@ -56,8 +57,14 @@ def world(db):
         },
     )
     motion = MotionFactory(group=group)
+    newcomer = member_user()
+    group.join_policy = "request"
+    group.save(update_fields=["join_policy"])
+    join_request = services.join_request_create(group_id=group.pk, user=member_user(), message="参加希望")
     services.member_remove(seat_id=seat.pk, actor=chair)
     return {
+        "newcomer": newcomer,
+        "join_request": join_request,
         "group": group,
         "chair": chair,
         "other": other,
@@ -83,6 +90,7 @@ def _state(w):
         Attendance.objects.count(),
         Motion.objects.count(),
         Ballot.objects.count(),
+        list(JoinRequest.objects.order_by("pk").values_list("pk", "status")),
         list(GroupMember.objects.order_by("pk").values_list("pk", "user_id", "role")),
         list(w["group"].__class__.objects.filter(pk=w["group"].pk).values_list("name_en", "charter_en")),
     )
@@ -146,6 +154,12 @@ WRITES = {
         seat_id=w["other_seat"].pk, actor=w["former"], role="secretary"
     ),
     "remove a member": lambda w: services.member_remove(seat_id=w["other_seat"].pk, actor=w["former"]),
+    "add a member": lambda w: services.member_add(
+        group_id=w["group"].pk, actor=w["former"], email=w["newcomer"].email
+    ),
+    "decide a join request": lambda w: services.join_request_decide(
+        request_id=w["join_request"].pk, actor=w["former"], approve=True
+    ),
     "edit the group": lambda w: services.group_update(
         group_id=w["group"].pk, actor=w["former"], data={"name_en": "Hijacked"}
     ),
