@@ -5,6 +5,9 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.permissions import has_perm as portal_has_perm
+from apps.core.permissions import is_portal_check
+
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
@@ -59,6 +62,13 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.full_name or self.email
+
+    def has_perm(self, perm, obj=None) -> bool:
+        """The portal's rules decide their own permissions, superuser or not (apps.core.permissions);
+        Django's model permissions (the admin site) keep Django's meaning."""
+        if is_portal_check(perm, obj):
+            return portal_has_perm(self, perm, obj)
+        return super().has_perm(perm, obj)
 
     def get_full_name(self) -> str:
         return self.full_name or self.email

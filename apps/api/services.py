@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from apps.api.models import TOKEN_PREFIX, PersonalAccessToken
 from apps.core.exceptions import ApplicationError
+from apps.core.permissions import has_perm
 from apps.governance.services import audit_record
 from apps.organizations.models import Organization, OrgRole
 
@@ -116,7 +117,7 @@ def token_create(
 def token_revoke(*, token_id: int, actor) -> PersonalAccessToken:
     """Revoke one of the actor's own tokens; from then on it answers 401."""
     token = PersonalAccessToken.objects.select_for_update().filter(pk=token_id).first()
-    if token is None or not (actor is not None and actor.has_perm("api.manage_token", token)):
+    if token is None or not (actor is not None and has_perm(actor, "api.manage_token", token)):
         raise ApplicationError(_("This token does not exist."), code="not_found")
     if token.revoked_at is not None:
         raise ApplicationError(_("This token is already revoked."), code="already_revoked")

@@ -2,6 +2,7 @@
 
 import rules
 
+from apps.grants.conflicts import is_conflicted
 from apps.grants.models import Application, Assignment
 from apps.organizations.permissions import is_staff
 
@@ -13,13 +14,15 @@ def is_applicant(user, application: Application) -> bool:
 
 @rules.predicate
 def is_assigned_reviewer(user, assignment: Assignment) -> bool:
-    """Only the reviewer's own, live assignments: a declared conflict releases the application."""
+    """Only the reviewer's own, live assignments: a declared conflict releases the application, and
+    a conflict that arises later (a role in the applicant organization) blocks it on every check."""
     return bool(
         user
         and user.is_authenticated
         and assignment
         and assignment.reviewer_id == user.pk
         and assignment.status in Assignment.ACTIVE
+        and not is_conflicted(assignment)
     )
 
 

@@ -11,6 +11,8 @@ from decimal import Decimal
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from apps.core.permissions import has_perm
+from apps.grants.conflicts import with_live_conflict
 from apps.grants.models import (
     Application,
     Assignment,
@@ -141,21 +143,30 @@ def attachment_get(*, attachment_id: int) -> Attachment | None:
 
 
 def can_download(user, attachment: Attachment) -> bool:
-    """The applicant, the secretariat, and the reviewers with a live assignment on the application."""
+    """The applicant, the secretariat, and the reviewers with a live assignment on the application
+    who are not in conflict with it now."""
     if not user.is_authenticated:
         return False
-    if user.has_perm("grants.view_application", attachment.application):
+    if has_perm(user, "grants.view_application", attachment.application):
         return True
-    return Assignment.objects.filter(
-        application_id=attachment.application_id, reviewer=user, status__in=Assignment.ACTIVE
-    ).exists()
+    return (
+        with_live_conflict(
+            Assignment.objects.filter(
+                application_id=attachment.application_id, reviewer=user, status__in=Assignment.ACTIVE
+            )
+        )
+        .filter(live_conflict=False)
+        .exists()
+    )
 
 
 # --- reviewers -----------------------------------------------------------------------------------
 
 
 def assignment_list_for_reviewer(*, user) -> QuerySet[Assignment]:
-    return (
+    """The reviewer's live assignments, each with ``live_conflict``: a blocked one is listed (so the
+    reviewer knows) but its page, attachments and scores are closed."""
+    return with_live_conflict(
         Assignment.objects.filter(reviewer=user, status__in=Assignment.ACTIVE)
         .select_related("application__call__program")
         .order_by("status", "application__call__closes_at", "pk")
@@ -163,8 +174,10 @@ def assignment_list_for_reviewer(*, user) -> QuerySet[Assignment]:
 
 
 def assignment_get(*, assignment_id: int) -> Assignment | None:
+    """One assignment with ``live_conflict`` (the permission checks read it)."""
     return (
-        Assignment.objects.select_related("application__call__program", "application__organization")
+        with_live_conflict(Assignment.objects.all())
+        .select_related("application__call__program", "application__organization")
         .prefetch_related(
             "scores",
             "application__attachments",
@@ -258,19 +271,30 @@ def call_ranking(*, call: Call, statuses=None) -> tuple[list[RankRow], list[Budg
     statuses = statuses or Application.IN_REVIEW
     criteria = list(call.criteria.all())
     applications = list(
-        Application.objects.filter(call=call, status__in=statuses)
-        .select_related("organization", "award")
-        .annotate(
-            reviews_done=Count("assignments", filter=Q(assignments__status=Assignment.Status.SUBMITTED)),
-            reviews_live=Count("assignments", filter=Q(assignments__status__in=Assignment.ACTIVE)),
-            conflicts=Count("assignments", filter=Q(assignments__status=Assignment.Status.CONFLICT)),
-        )
+        Application.objects.filter(call=call, status__in=statuses).select_related("organization", "award")
     )
+    # Reviews of reviewers who are in conflict now (a role in the applicant organization gained
+    # after the assignment) neither count nor score: they are conflicts until staff reassign.
+    done: dict[int, int] = defaultdict(int)
+    live: dict[int, int] = defaultdict(int)
+    conflicts: dict[int, int] = defaultdict(int)
+    blocked: set[int] = set()
+    for assignment_id, application_id, status, live_conflict in with_live_conflict(
+        Assignment.objects.filter(application__call=call)
+    ).values_list("pk", "application_id", "status", "live_conflict"):
+        if status == Assignment.Status.CONFLICT or live_conflict:
+            conflicts[application_id] += 1
+            blocked.add(assignment_id)
+        elif status in Assignment.ACTIVE:
+            live[application_id] += 1
+            done[application_id] += status == Assignment.Status.SUBMITTED
     per_review: dict[int, dict[int, int]] = defaultdict(dict)
     review_app: dict[int, int] = {}
     for assignment_id, application_id, criterion_id, score in Score.objects.filter(
         assignment__application__call=call, assignment__status=Assignment.Status.SUBMITTED
     ).values_list("assignment_id", "assignment__application_id", "criterion_id", "score"):
+        if assignment_id in blocked:
+            continue
         per_review[assignment_id][criterion_id] = score
         review_app[assignment_id] = application_id
     by_app: dict[int, list[float]] = defaultdict(list)
@@ -290,9 +314,9 @@ def call_ranking(*, call: Call, statuses=None) -> tuple[list[RankRow], list[Budg
             RankRow(
                 application=application,
                 score=round(sum(scores) / len(scores), 2) if scores else None,
-                reviews_done=application.reviews_done,
-                reviews_live=application.reviews_live,
-                conflicts=application.conflicts,
+                reviews_done=done[application.pk],
+                reviews_live=live[application.pk],
+                conflicts=conflicts[application.pk],
                 awarded=dict(awarded_lines.get(application.pk, {})),
             )
         )
@@ -347,7 +371,7 @@ def staff_application_get(*, application_id: int) -> Application | None:
             "call__questions",
             Prefetch(
                 "assignments",
-                queryset=Assignment.objects.select_related("reviewer")
+                queryset=with_live_conflict(Assignment.objects.select_related("reviewer"))
                 .prefetch_related("scores")
                 .order_by("pk"),
             ),

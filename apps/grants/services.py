@@ -26,9 +26,11 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
+from apps.core.permissions import has_perm
 from apps.core.validators import normalize_corporate_number, validate_corporate_number
 from apps.governance.services import audit_record
 from apps.grants import tasks
+from apps.grants.conflicts import conflicted_user_ids, with_live_conflict
 from apps.grants.models import (
     Application,
     Assignment,
@@ -97,7 +99,7 @@ def _years_before(day: date, years: int) -> date:
 
 
 def _require_staff(actor) -> None:
-    if not (actor is not None and actor.has_perm("grants.manage_programs")):
+    if not (actor is not None and has_perm(actor, "grants.manage_programs")):
         raise ApplicationError(_("Only the secretariat can do this."), code="forbidden")
 
 
@@ -603,24 +605,6 @@ def reviewer_remove(*, reviewer_id: int, actor) -> None:
     audit_record(actor=actor, action="grant_reviewer.removed", target=call, before={"user": reviewer.user_id})
 
 
-def _conflicted_user_ids(application: Application, user_ids) -> set[int]:
-    """Reviewers who may not review this application: the applicant, and anybody with a role in
-    the applicant organization (by the organization, or by its corporate number when typed in)."""
-    conflicted = {application.applicant_id} & set(user_ids)
-    roles = OrgRole.objects.filter(user_id__in=user_ids)
-    if application.organization_id:
-        conflicted |= set(
-            roles.filter(organization_id=application.organization_id).values_list("user_id", flat=True)
-        )
-    if application.org_corporate_number:
-        conflicted |= set(
-            roles.filter(organization__corporate_number=application.org_corporate_number).values_list(
-                "user_id", flat=True
-            )
-        )
-    return conflicted
-
-
 def _assign(application: Application, user, actor) -> Assignment:
     assignment = Assignment.objects.create(application=application, reviewer=user, assigned_by=actor)
     audit_record(
@@ -647,7 +631,7 @@ def assignment_create(*, application_id: int, reviewer_user, actor) -> Assignmen
         or not Reviewer.objects.filter(call_id=application.call_id, user=reviewer_user).exists()
     ):
         raise ApplicationError(_("Add this person to the call's reviewers first."), code="not_reviewer")
-    if _conflicted_user_ids(application, [reviewer_user.pk]):
+    if conflicted_user_ids(application, [reviewer_user.pk]):
         raise ApplicationError(
             _("%(user)s belongs to the applicant organization and cannot review this application.")
             % {"user": reviewer_user.email},
@@ -686,15 +670,17 @@ def assignments_auto(*, call_id: int, actor) -> AutoAssignResult:
     if not reviewers:
         raise ApplicationError(_("Add reviewers to the call first."), code="no_reviewers")
     users = {r.user_id: r.user for r in reviewers}
-    assignments = Assignment.objects.filter(application__call=call).values_list(
-        "application_id", "reviewer_id", "status"
+    assignments = with_live_conflict(Assignment.objects.filter(application__call=call)).values_list(
+        "application_id", "reviewer_id", "status", "live_conflict"
     )
     taken: dict[int, set[int]] = defaultdict(set)  # any assignment, conflicts included
     active: dict[int, int] = defaultdict(int)
     load: dict[int, int] = dict.fromkeys(users, 0)
-    for application_id, user_id, status in assignments:
+    for application_id, user_id, status, live_conflict in assignments:
         taken[application_id].add(user_id)
-        if status in Assignment.ACTIVE:
+        # A reviewer who became conflicted after being assigned no longer counts: somebody else is
+        # assigned in their place.
+        if status in Assignment.ACTIVE and not live_conflict:
             active[application_id] += 1
             if user_id in load:
                 load[user_id] += 1
@@ -775,6 +761,33 @@ def assignment_declare_conflict(*, assignment_id: int, actor, reason: str) -> As
 
 
 @transaction.atomic
+def assignment_release_conflicted(*, assignment_id: int, actor) -> Assignment:
+    """Staff release an assignment whose reviewer is in conflict now (a role in the applicant
+    organization gained after the assignment): it becomes a recorded conflict for good, its scores
+    stop counting, and staff assign somebody else."""
+    _require_staff(actor)
+    application, assignment = _lock_assignment(assignment_id)
+    if assignment.status not in Assignment.ACTIVE:
+        raise ApplicationError(_("This assignment was released."), code="bad_transition")
+    if not conflicted_user_ids(application, [assignment.reviewer_id]):
+        raise ApplicationError(
+            _("This reviewer has no conflict of interest with the application."), code="no_conflict"
+        )
+    before = {"assignment": assignment.pk, "status": assignment.status}
+    assignment.status = AStatus.CONFLICT
+    assignment.conflict_reason = _("Role in the applicant organization (found by the portal).")
+    assignment.save(update_fields=["status", "conflict_reason", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="grant_assignment.conflict_released",
+        target=application,
+        before=before,
+        after={"assignment": assignment.pk, "status": assignment.status, "reviewer": assignment.reviewer_id},
+    )
+    return assignment
+
+
+@transaction.atomic
 def review_submit(*, assignment_id: int, actor, scores: dict, comment: str = "") -> Assignment:
     """Score every criterion of the rubric (0 to its highest score) with comments. A review may be
     revised until the application is decided."""
@@ -783,6 +796,10 @@ def review_submit(*, assignment_id: int, actor, scores: dict, comment: str = "")
         raise ApplicationError(_("This review is not assigned to you."), code="forbidden")
     if assignment.status not in Assignment.ACTIVE:
         raise ApplicationError(_("This assignment was released."), code="bad_transition")
+    if conflicted_user_ids(application, [actor.pk]):
+        raise ApplicationError(
+            _("You now have a role in the applicant organization: this review is blocked."), code="conflict"
+        )
     if application.status not in Application.DECIDABLE:
         raise ApplicationError(
             _("This application is already decided; reviews are closed."), code="bad_transition"

@@ -46,12 +46,13 @@ def application_notify_task(application_id: int, event: str) -> None:
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def assignment_notify_task(assignment_id: int) -> None:
+    from apps.grants.conflicts import is_conflicted
     from apps.grants.models import Assignment
 
     assignment = (
         Assignment.objects.select_related("reviewer", "application__call").filter(pk=assignment_id).first()
     )
-    if assignment is None or assignment.status != Assignment.Status.ASSIGNED:
+    if assignment is None or assignment.status != Assignment.Status.ASSIGNED or is_conflicted(assignment):
         return
     send_templated_mail(
         to=[assignment.reviewer.email],

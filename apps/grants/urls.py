@@ -54,6 +54,11 @@ urlpatterns = [
         "secretariat/grant-applications/<int:application_id>/assign/", views.staff_assign, name="staff-assign"
     ),
     path(
+        "secretariat/grant-applications/<int:application_id>/assignments/<int:assignment_id>/release/",
+        views.staff_assignment_release,
+        name="staff-assignment-release",
+    ),
+    path(
         "secretariat/grant-applications/<int:application_id>/decide/", views.staff_decide, name="staff-decide"
     ),
     path("secretariat/awards/<int:award_id>/revoke/", views.staff_award_revoke, name="staff-award-revoke"),

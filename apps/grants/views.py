@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError
 from apps.core.http import render_page_or_partial
+from apps.core.permissions import has_perm
 from apps.grants import selectors, services
 from apps.grants.forms import (
     ApplicationForm,
@@ -104,7 +105,7 @@ def application_new(request, slug: str, call_id: int):
 
 def _own_application(request, application_id: int) -> Application:
     application = selectors.application_get(application_id=application_id)
-    if application is None or not request.user.has_perm("grants.view_application", application):
+    if application is None or not has_perm(request.user, "grants.view_application", application):
         raise Http404
     return application
 
@@ -112,7 +113,7 @@ def _own_application(request, application_id: int) -> Application:
 @login_required
 def application_edit(request, application_id: int):
     application = _own_application(request, application_id)
-    if not request.user.has_perm("grants.edit_application", application):
+    if not has_perm(request.user, "grants.edit_application", application):
         raise Http404
     if application.status not in (Status.DRAFT, Status.SUBMITTED) or not application.call.is_open():
         messages.error(request, _("This application can no longer be changed."))
@@ -171,7 +172,7 @@ def application_detail(request, application_id: int):
 @require_POST
 def application_submit(request, application_id: int):
     application = _own_application(request, application_id)
-    if not request.user.has_perm("grants.edit_application", application):
+    if not has_perm(request.user, "grants.edit_application", application):
         raise Http404
     try:
         services.application_submit(application_id=application.pk, actor=request.user)
@@ -187,7 +188,7 @@ def application_submit(request, application_id: int):
 @require_POST
 def application_withdraw(request, application_id: int):
     application = _own_application(request, application_id)
-    if not request.user.has_perm("grants.edit_application", application):
+    if not has_perm(request.user, "grants.edit_application", application):
         raise Http404
     form = WithdrawForm(request.POST)
     form.is_valid()
@@ -206,7 +207,7 @@ def application_withdraw(request, application_id: int):
 @require_POST
 def attachment_upload(request, application_id: int):
     application = _own_application(request, application_id)
-    if not request.user.has_perm("grants.edit_application", application):
+    if not has_perm(request.user, "grants.edit_application", application):
         raise Http404
     form = AttachmentForm(request.POST, request.FILES)
     if not form.is_valid():
@@ -227,7 +228,7 @@ def attachment_upload(request, application_id: int):
 @require_POST
 def attachment_delete(request, attachment_id: int):
     attachment = selectors.attachment_get(attachment_id=attachment_id)
-    if attachment is None or not request.user.has_perm("grants.edit_application", attachment.application):
+    if attachment is None or not has_perm(request.user, "grants.edit_application", attachment.application):
         raise Http404
     try:
         services.attachment_remove(attachment_id=attachment.pk, actor=request.user)
@@ -272,7 +273,7 @@ def my_applications(request):
 def report_detail(request, report_id: int):
     report = selectors.report_get(report_id=report_id)
     if report is None or not (
-        selectors.can_submit_report(request.user, report) or request.user.has_perm("grants.manage_programs")
+        selectors.can_submit_report(request.user, report) or has_perm(request.user, "grants.manage_programs")
     ):
         raise Http404
     can_submit = (
@@ -313,7 +314,7 @@ def review_list(request):
 
 def _own_assignment(request, assignment_id: int) -> Assignment:
     assignment = selectors.assignment_get(assignment_id=assignment_id)
-    if assignment is None or not request.user.has_perm("grants.review_assignment", assignment):
+    if assignment is None or not has_perm(request.user, "grants.review_assignment", assignment):
         raise Http404
     return assignment
 
@@ -505,8 +506,9 @@ def _staff_application_page(request, application, *, decision_form=None, assign_
                 "assignment": assignment,
                 "scores": [(c, scores.get(c.pk)) for c in criteria],
                 "weighted": selectors.weighted_score({k: s.score for k, s in scores.items()}, criteria)
-                if assignment.status == Assignment.Status.SUBMITTED
+                if assignment.status == Assignment.Status.SUBMITTED and not assignment.live_conflict
                 else None,
+                "blocked": assignment.status in Assignment.ACTIVE and assignment.live_conflict,
             }
         )
     reviewer_users = [
@@ -555,6 +557,21 @@ def staff_assign(request, application_id: int):
     if form.errors:
         return _staff_application_page(request, application, assign_form=form, status=400)
     messages.success(request, _("The reviewer was assigned."))
+    return redirect("grants:staff-application", application_id=application.pk)
+
+
+@staff_required
+@require_POST
+def staff_assignment_release(request, application_id: int, assignment_id: int):
+    application = _staff_application(application_id)
+    if not application.assignments.filter(pk=assignment_id).exists():
+        raise Http404
+    try:
+        services.assignment_release_conflicted(assignment_id=assignment_id, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The assignment was released: assign another reviewer."))
     return redirect("grants:staff-application", application_id=application.pk)
 
 

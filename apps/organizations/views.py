@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError
 from apps.core.http import querystring_without_page, render_page_or_partial
+from apps.core.permissions import has_perm
 from apps.organizations import selectors, services
 from apps.organizations.forms import (
     ApplicationForm,
@@ -29,7 +30,7 @@ def staff_required(view):
 
     @login_required
     def wrapper(request, *args, **kwargs):
-        if not request.user.has_perm("organizations.review_application"):
+        if not has_perm(request.user, "organizations.review_application"):
             raise Http404
         return view(request, *args, **kwargs)
 
@@ -89,16 +90,16 @@ def directory(request):
 
 def organization_detail(request, slug: str):
     organization = selectors.organization_get_by_slug(slug=slug)
-    if organization is None or not request.user.has_perm("organizations.view_org_public", organization):
+    if organization is None or not has_perm(request.user, "organizations.view_org_public", organization):
         raise Http404
-    can_view_private = request.user.has_perm("organizations.view_org_private", organization)
+    can_view_private = has_perm(request.user, "organizations.view_org_private", organization)
     return render(
         request,
         "organizations/organization_detail.html",
         {
             "organization": organization,
             "can_view_private": can_view_private,
-            "can_manage": request.user.has_perm("organizations.manage_org", organization),
+            "can_manage": has_perm(request.user, "organizations.manage_org", organization),
             "people": selectors.organization_people(organization=organization) if can_view_private else [],
         },
     )
@@ -122,7 +123,7 @@ def dashboard(request):
 
 def _get_private_org(request, slug: str):
     organization = selectors.organization_get_by_slug(slug=slug)
-    if organization is None or not request.user.has_perm("organizations.view_org_private", organization):
+    if organization is None or not has_perm(request.user, "organizations.view_org_private", organization):
         raise Http404
     return organization
 
@@ -130,7 +131,7 @@ def _get_private_org(request, slug: str):
 @login_required
 def organization_manage(request, slug: str):
     organization = _get_private_org(request, slug)
-    can_manage = request.user.has_perm("organizations.manage_org", organization)
+    can_manage = has_perm(request.user, "organizations.manage_org", organization)
     invite_form = InvitationForm(_posted(request)) if can_manage else None
     if request.method == "POST":
         if not can_manage:
@@ -161,7 +162,7 @@ def organization_manage(request, slug: str):
 @login_required
 def organization_profile(request, slug: str):
     organization = _get_private_org(request, slug)
-    if not request.user.has_perm("organizations.manage_org", organization):
+    if not has_perm(request.user, "organizations.manage_org", organization):
         raise Http404
     form = OrganizationProfileForm(_posted(request), instance=organization)
     if request.method == "POST" and form.is_valid():
@@ -179,7 +180,7 @@ def organization_profile(request, slug: str):
 @require_POST
 def invitation_revoke(request, slug: str, invitation_id: int):
     organization = _get_private_org(request, slug)
-    if not request.user.has_perm("organizations.manage_org", organization):
+    if not has_perm(request.user, "organizations.manage_org", organization):
         raise Http404
     invitation = get_object_or_404(organization.invitations, pk=invitation_id)
     try:
@@ -194,7 +195,7 @@ def invitation_revoke(request, slug: str, invitation_id: int):
 @require_POST
 def role_remove(request, slug: str, role_id: int):
     organization = _get_private_org(request, slug)
-    if not request.user.has_perm("organizations.manage_org", organization):
+    if not has_perm(request.user, "organizations.manage_org", organization):
         raise Http404
     role = get_object_or_404(OrgRole, pk=role_id, organization=organization)
     try:
@@ -241,7 +242,7 @@ def invitation_accept(request, token: str):
 
 def _get_own_application(request, application_id: int) -> MembershipApplication:
     application = selectors.application_get(application_id=application_id)
-    if application is None or not request.user.has_perm("organizations.view_application", application):
+    if application is None or not has_perm(request.user, "organizations.view_application", application):
         raise Http404
     return application
 

@@ -9,8 +9,9 @@ from icalendar import Calendar, Event, vText
 from apps.workinggroups.models import Meeting
 
 
-def calendar_for(*, meetings, name: str, with_links: bool = True) -> bytes:
-    """``with_links``: include online meeting links (only for people of the group)."""
+def calendar_for(*, meetings, name: str, with_links: bool = False) -> bytes:
+    """``with_links``: include online meeting links (members-only: callers opt in for people with
+    a seat in the group or staff, ``GroupAccess.can_see_links``)."""
     calendar = Calendar()
     calendar.add("prodid", "-//GPU Alliance Portal//Working groups//JA")
     calendar.add("version", "2.0")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import rules
 
 from apps.organizations.models import Membership, Organization
-from apps.workinggroups.models import GroupMember, WorkingGroup
+from apps.workinggroups.models import GroupMember, Meeting, WorkingGroup
 
 Role = GroupMember.Role
 
@@ -63,6 +63,12 @@ class GroupAccess:
         return self.is_staff or self.role in GroupMember.ORGANIZER_ROLES
 
     @property
+    def can_see_links(self) -> bool:
+        """Online meeting links are members-only: the group's members and staff, nobody else
+        (not visitors of a public group, not other people of member organizations)."""
+        return self.is_member or self.is_staff
+
+    @property
     def can_contribute(self) -> bool:
         """Post in discussions and upload documents: any member of the group."""
         return self.is_member
@@ -94,6 +100,19 @@ def group_access(user, group: WorkingGroup, *, fresh: bool = False) -> GroupAcce
             cache = user._wg_access = {}
         cache[group.pk] = access
     return access
+
+
+def redact_meetings(meetings, access: GroupAccess):
+    """Blank the members-only fields of meetings (the online link) for whoever may not see them,
+    so that no page, partial or feed built from these instances can show them. Each meeting keeps
+    ``has_online_link`` so pages can say that a link exists. Returns ``meetings``."""
+    if meetings is None:
+        return None
+    for meeting in [meetings] if isinstance(meetings, Meeting) else meetings:
+        meeting.has_online_link = bool(meeting.online_url)
+        if not access.can_see_links:
+            meeting.online_url = ""
+    return meetings
 
 
 def forget_access(user) -> None:

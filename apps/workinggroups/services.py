@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import User
 from apps.core.exceptions import ApplicationError
 from apps.governance.services import audit_record
-from apps.organizations.models import Membership, Organization
+from apps.organizations.models import Membership, Organization, OrgRole
 from apps.workinggroups.models import (
     Attendance,
     Ballot,
@@ -572,6 +572,9 @@ def post_edit(*, post_id: int, actor, body: str) -> Post:
         raise ApplicationError(_("This message does not exist."), code="not_found")
     if post.author_id != getattr(actor, "pk", None):
         raise ApplicationError(_("Only the author can edit a message."), code="forbidden")
+    # Authorship is not enough: the author must still be a member of the group now (a removed
+    # member keeps authorship of old posts but no longer writes there).
+    _require_can_post(actor, post.thread.group)
     if timezone.now() - post.created_at > EDIT_WINDOW:
         raise ApplicationError(
             _("Messages can be edited for %(minutes)d minutes after posting.")
@@ -746,7 +749,11 @@ def voter_eligibility(*, motion: Motion, user) -> tuple[GroupMember | None, str 
     )
     if seat is None or not seat.has_voting_right:
         return None, _("Only members of the working group with voting rights can vote.")
-    if motion.scope == Motion.Scope.ORGANIZATION and not _represents_active_member(seat):
+    if motion.scope == Motion.Scope.ORGANIZATION and not (
+        _represents_active_member(seat)
+        # The seat names an organization; the person must still hold a role in it now.
+        and OrgRole.objects.filter(organization_id=seat.organization_id, user=user).exists()
+    ):
         return None, _("This motion takes one vote per member organization; you do not represent one.")
     return seat, None
 

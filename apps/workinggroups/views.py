@@ -43,7 +43,7 @@ from apps.workinggroups.forms import (
     VersionForm,
 )
 from apps.workinggroups.models import GroupMember, MemberSettings, WorkingGroup
-from apps.workinggroups.permissions import group_access
+from apps.workinggroups.permissions import group_access, redact_meetings
 from apps.workinggroups.rendering import render_markdown
 
 DIRECTORY_PAGE_SIZE = 30
@@ -114,7 +114,7 @@ def group_detail(request, slug: str):
             access,
             charter_html=render_markdown(group.charter),
             chairs=selectors.group_chairs(group=group),
-            next_meeting=selectors.meeting_next(group=group),
+            next_meeting=redact_meetings(selectors.meeting_next(group=group), access),
             threads=selectors.thread_list(group=group)[:5],
             documents=selectors.document_list(group=group)[:5],
             motions=selectors.motion_open_list(group=group)[:5],
@@ -307,7 +307,7 @@ def meetings(request, slug: str):
                 messages.success(request, _("The meeting was scheduled."))
                 return redirect(meeting)
     now = timezone.now()
-    all_meetings = list(selectors.meeting_list(group=group)[:200])
+    all_meetings = redact_meetings(list(selectors.meeting_list(group=group)[:200]), access)
     return render(
         request,
         "workinggroups/meetings.html",
@@ -328,7 +328,7 @@ def _meeting(request, slug: str, meeting_id: int):
     meeting = selectors.meeting_get(group=group, meeting_id=meeting_id)
     if meeting is None:
         raise Http404
-    return group, access, meeting
+    return group, access, redact_meetings(meeting, access)
 
 
 def meeting_detail(request, slug: str, meeting_id: int):
@@ -340,8 +340,14 @@ def meeting_detail(request, slug: str, meeting_id: int):
         if not access.can_organize:
             raise Http404
         if minutes_form.is_valid():
-            services.meeting_update(meeting_id=meeting.pk, actor=request.user, data=minutes_form.cleaned_data)
-            messages.success(request, _("The minutes were saved."))
+            try:
+                services.meeting_update(
+                    meeting_id=meeting.pk, actor=request.user, data=minutes_form.cleaned_data
+                )
+            except ApplicationError as exc:  # the role was checked again inside the transaction
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, _("The minutes were saved."))
             return redirect(meeting)
     attendance = selectors.meeting_attendance(meeting=meeting)
     roster = []
@@ -360,7 +366,7 @@ def meeting_detail(request, slug: str, meeting_id: int):
             minutes_form=minutes_form,
             roster=roster,
             attendance_recorded=bool(attendance),
-            show_link=access.is_member or access.is_staff,
+            show_link=access.can_see_links,
         ),
     )
 
@@ -403,8 +409,12 @@ def meeting_attendance(request, slug: str, meeting_id: int):
     if not access.can_organize:
         raise Http404
     present = [int(v) for v in request.POST.getlist("present") if v.isdigit()]
-    services.attendance_record(meeting_id=meeting.pk, actor=request.user, present_user_ids=present)
-    messages.success(request, _("The attendance was recorded."))
+    try:
+        services.attendance_record(meeting_id=meeting.pk, actor=request.user, present_user_ids=present)
+    except ApplicationError as exc:  # the role was checked again inside the transaction
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The attendance was recorded."))
     return redirect(meeting)
 
 
@@ -446,7 +456,7 @@ def group_feed(request, token: str, slug: str):
     body = feeds.calendar_for(
         meetings=selectors.meetings_for_feed(groups=[group]),
         name=group.display_name,
-        with_links=access.is_member or access.is_staff,
+        with_links=access.can_see_links,
     )
     return _ics(body, f"{group.slug}.ics")
 
@@ -454,9 +464,10 @@ def group_feed(request, token: str, slug: str):
 def my_feed(request, token: str):
     """All meetings of the user's groups."""
     user = _feed_user(token)
+    # Only groups with a seat now: their links are the user's to see.
     groups = WorkingGroup.objects.filter(members__user=user)
     body = feeds.calendar_for(
-        meetings=selectors.meetings_for_feed(groups=groups), name=_("My working groups")
+        meetings=selectors.meetings_for_feed(groups=groups), name=_("My working groups"), with_links=True
     )
     return _ics(body, "my-working-groups.ics")
 
@@ -606,6 +617,8 @@ def _decorate(post, *, user, access, thread) -> None:
     post.html = render_markdown(post.body) if not post.is_hidden or access.can_manage else ""
     post.can_edit = (
         user.is_authenticated
+        and access.can_contribute
+        and thread.group.status != WorkingGroup.Status.CLOSED
         and post.author_id == user.pk
         and not post.is_hidden
         and not thread.is_locked
@@ -684,7 +697,8 @@ def post_edit(request, slug: str, post_id: int):
     post = selectors.post_get(group=group, post_id=post_id)
     if post is None:
         raise Http404
-    if post.author_id != getattr(request.user, "pk", None):
+    # Only the author, and only while still a member of the group (the service checks it again).
+    if post.author_id != getattr(request.user, "pk", None) or not access.can_contribute:
         raise Http404
     thread = post.thread
     form = PostForm(_posted(request), initial={"body": post.body})

@@ -13,13 +13,16 @@ from django.db import transaction
 from django.test.utils import override_settings
 
 from apps.accounts.models import User
+from apps.accounts.services import secretariat_group_ensure
 from apps.core.validators import corporate_number_check_digit
+from apps.governance.services import audit_record
 from apps.organizations import services
 from apps.organizations.models import MembershipApplication, Organization, ParticipationTerms
 from apps.providers import services as grant_services
 from apps.providers.models import PoolPeriod, Provider, ResourcePool
 
 DEMO_PASSWORD = "gpu-alliance-demo"
+SECRETARIAT_EMAIL = "secretariat@gpu-alliance.example"
 SIMULATOR_BASE_PORT = 8101  # provider simulators of the demo: 8101 (kddi), 8102 (sakura), 8103 (highreso)
 # Published on purpose: the demo secretariat account's TOTP secret (see `manage.py demo_totp`).
 DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPGPUALLIANCEDEMO2"
@@ -362,6 +365,7 @@ class Command(BaseCommand):
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
             if Provider.objects.filter(slug="kddi").exists():
                 self.stdout.write("Demo data already loaded.")
+                self._secretariat_without_superuser()
             else:
                 with transaction.atomic():
                     self._load()
@@ -369,13 +373,24 @@ class Command(BaseCommand):
                 call_command(command, stdout=self.stdout)
         self._print_logins()
 
+    @transaction.atomic
+    def _secretariat_without_superuser(self):
+        """Demo databases made before issue 11 had a superuser secretariat: make it plain staff in
+        the secretariat group, as a fresh demo has it."""
+        desk = User.objects.filter(email=SECRETARIAT_EMAIL, is_superuser=True).first()
+        if desk is None:
+            return
+        desk.is_superuser = False
+        desk.save(update_fields=["is_superuser"])
+        audit_record(actor=None, action="user.superuser_removed", target=desk, after={"is_superuser": False})
+        secretariat_group_ensure(members=[desk])
+
     def _user(self, email, name, *, staff=False, language="ja"):
         user = User.objects.create_user(
             email=email,
             password=DEMO_PASSWORD,
             full_name=name,
             is_staff=staff,
-            is_superuser=staff,
             language=language,
         )
         EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
@@ -414,7 +429,9 @@ class Command(BaseCommand):
             effective_from=datetime.date(2026, 10, 1),
             is_published=True,
         )
-        staff = self._user("secretariat@gpu-alliance.example", "事務局 管理者", staff=True)
+        # Staff, not a superuser: its admin rights come from the secretariat group.
+        staff = self._user(SECRETARIAT_EMAIL, "事務局 管理者", staff=True)
+        secretariat_group_ensure(members=[staff])
         TOTP.activate(staff, DEMO_TOTP_SECRET)
 
         seq = 1
