@@ -3,7 +3,7 @@
     gunicorn -c deploy/gunicorn.conf.py portal.wsgi:application
 
 Everything can be changed from the environment: PORTAL_BIND (127.0.0.1:8000), WEB_CONCURRENCY
-(workers: 2 × CPUs + 1), WEB_TIMEOUT (30 s), and gunicorn's own FORWARDED_ALLOW_IPS (the proxy's
+(workers: 2 * CPUs + 1), WEB_TIMEOUT (30 s), and gunicorn's own FORWARDED_ALLOW_IPS (the proxy's
 address; 127.0.0.1 by default)."""
 
 import multiprocessing

@@ -25,8 +25,8 @@ from django.utils import timezone
 from apps.providers.models import QuotaGrant
 from tests.factories import OrganizationFactory, PoolPeriodFactory, ProviderFactory, StaffFactory
 from tests.ops.layout import ROOT, ProxiedClient, Supervisor, pid_alive
-from tests.providers.simulator_process import SimulatorProcess
 from tests.providers import worker_process
+from tests.providers.simulator_process import SimulatorProcess
 from tests.providers.worker_process import RedisServer, free_port
 
 pytestmark = [pytest.mark.production_layout, pytest.mark.django_db(transaction=True)]
@@ -114,7 +114,11 @@ def layout(tmp_path):
 
 def _data(simulator: SimulatorProcess):
     provider = ProviderFactory(
-        slug="sakura", name_ja="さくら", name_en="Sakura", api_base_url=simulator.base_url, api_key_id="layout"
+        slug="sakura",
+        name_ja="さくら",
+        name_en="Sakura",
+        api_base_url=simulator.base_url,
+        api_key_id="layout",
     )
     today = timezone.localdate()
     period = PoolPeriodFactory(
@@ -211,7 +215,8 @@ def test_supervised_production_layout_serves_delivers_and_survives_a_killed_work
     assert client.get("/metrics", headers={"Cookie": ""}).status_code == 401
     metrics = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}", "Cookie": ""})
     assert metrics.status_code == 200
-    assert re.search(r'portal_delivery_attempts_total\{provider="sakura",result="success"\} [1-9]', metrics.text)
+    delivered = r'portal_delivery_attempts_total\{provider="sakura",result="success"\} [1-9]'
+    assert re.search(delivered, metrics.text)
     assert 'portal_outbox_pending{provider="sakura"} 0.0' in metrics.text
 
     # The worker crashes (SIGKILL to it and its pool); the supervisor starts a new one.
