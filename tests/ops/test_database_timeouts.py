@@ -78,7 +78,8 @@ def test_connections_use_the_configured_bounds_and_workers_switch_to_theirs(sett
 
     def ms(value: str) -> int:
         number = int("".join(ch for ch in value if ch.isdigit()))
-        return number * {"ms": 1, "s": 1000, "min": 60_000}["".join(ch for ch in value if ch.isalpha()) or "ms"]
+        unit = "".join(ch for ch in value if ch.isalpha()) or "ms"
+        return number * {"ms": 1, "s": 1000, "min": 60_000}[unit]
 
     web = settings.DATABASE_TIMEOUTS["web"]
     assert web["lock_timeout"] > 0 and web["statement_timeout"] > 0
@@ -168,10 +169,8 @@ def test_usage_push_blocked_by_a_lock_answers_json_503_and_stores_nothing(short_
         }
     ).encode()
     path = f"/api/providers/{provider.slug}/usage"
-    headers = {
-        "HTTP_" + name.upper().replace("-", "_"): value
-        for name, value in signing.sign(secret=provider.api_secret, method="POST", path=path, body=body).items()
-    }
+    signed = signing.sign(secret=provider.api_secret, method="POST", path=path, body=body)
+    headers = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()}
     headers["HTTP_" + signing.HEADER_KEY_ID.upper().replace("-", "_")] = "k1"
     from django.test import Client
 
