@@ -6,6 +6,7 @@ portal refuses it in production). It is set in the environment, so processes the
 
 import os
 
-os.environ.setdefault("PORTAL_DEMO", "1")
+if os.environ.get("PORTAL_ENV") != "production":  # tests that start production processes
+    os.environ.setdefault("PORTAL_DEMO", "1")
 
 from portal.settings import *  # noqa: F403
