@@ -255,3 +255,31 @@ def test_metrics_query_count_does_not_grow_with_the_data(client, settings, djang
     DeliveryAttempt.objects.bulk_create([DeliveryAttempt(provider=kddi, ok=True)] * 50)
     with django_assert_max_num_queries(len(first.captured_queries)):
         _scrape(client)
+
+
+def test_refused_usage_pushes_are_counted_in_the_metrics(client, settings):
+    import json
+
+    from apps.providers import signing
+
+    settings.METRICS_TOKEN = "t"
+    [grant] = _grants(1)
+    provider = grant.pool.provider
+    provider.api_key_id = "k1"
+    provider.save()
+    good = {
+        "record_id": "r-1",
+        "grant_id": str(grant.public_id),
+        "gpu_hours": "1.5",
+        "started_at": "2026-05-01T00:00:00+09:00",
+        "ended_at": "2026-05-01T01:30:00+09:00",
+    }
+    bad = [{**good, "record_id": "r-2", "gpu_hours": "-4"}, {**good, "record_id": "r-3", "ended_at": "never"}]
+    body = json.dumps({"records": [good, *bad]}).encode()
+    path = f"/api/providers/{provider.slug}/usage"
+    signed = signing.sign(secret=provider.api_secret, method="POST", path=path, body=body)
+    headers = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in signed.items()}
+    headers["HTTP_" + signing.HEADER_KEY_ID.upper().replace("-", "_")] = "k1"
+    response = Client().post(path, body, content_type="application/json", **headers)
+    assert response.status_code == 400
+    assert _scrape(client)[("portal_usage_records_rejected_total", (("provider", "sakura"),))] == 2
