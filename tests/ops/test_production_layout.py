@@ -22,8 +22,15 @@ from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.utils import timezone
 
+from apps.core.models import WorkerHeartbeat
 from apps.providers.models import QuotaGrant
-from tests.factories import OrganizationFactory, PoolPeriodFactory, ProviderFactory, StaffFactory
+from tests.factories import (
+    OrganizationFactory,
+    PoolPeriodFactory,
+    ProviderFactory,
+    StaffFactory,
+    TermsFactory,
+)
 from tests.ops.layout import ROOT, ProxiedClient, Supervisor, pid_alive
 from tests.providers import worker_process
 from tests.providers.simulator_process import SimulatorProcess
@@ -127,6 +134,7 @@ def _data(simulator: SimulatorProcess):
         ends_on=today.replace(day=1) + datetime.timedelta(days=92),
     )
     organization = OrganizationFactory(home_provider=provider)
+    TermsFactory()
     staff = StaffFactory()
     # The production processes use Django's default hashers (the tests' settings use MD5).
     staff.password = PBKDF2PasswordHasher().encode(PASSWORD, PBKDF2PasswordHasher().salt())
@@ -196,6 +204,10 @@ def test_supervised_production_layout_serves_delivers_and_survives_a_killed_work
     assert static.status_code == 200
     assert "immutable" in static.headers["Cache-Control"]
     assert "body" in static.text
+    for public in ("/members/", f"/members/{organization.slug}/", "/transparency/", "/conditions/"):
+        response = client.get(public)
+        assert response.status_code == 200, public
+    assert organization.name_ja in client.get("/members/").text
 
     # A secretariat user logs in (password + TOTP) and grants quota; the worker delivers it.
     _login(client, email=staff.email, totp_secret=totp_secret)
@@ -220,6 +232,7 @@ def test_supervised_production_layout_serves_delivers_and_survives_a_killed_work
     assert 'portal_outbox_pending{provider="sakura"} 0.0' in metrics.text
 
     # The worker crashes (SIGKILL to it and its pool); the supervisor starts a new one.
+    killed_at = timezone.now()
     os.killpg(worker_pid, signal.SIGKILL)
     _wait(lambda: not pid_alive(worker_pid), timeout=10, what="the killed worker to be gone")
     new_worker_pid = supervisor.wait_running("worker", other_than=worker_pid, timeout=30)
@@ -231,3 +244,7 @@ def test_supervised_production_layout_serves_delivers_and_survives_a_killed_work
     health = client.get("/healthz", proxied=False).json()
     assert health["workers"]["alive"] >= 1
     assert health["outbox"]["pending"] == 0, health
+    # The heartbeat now comes from the new worker process.
+    heartbeat = WorkerHeartbeat.objects.get()
+    assert heartbeat.pid == new_worker_pid
+    assert heartbeat.seen_at > killed_at
