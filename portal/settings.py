@@ -129,6 +129,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options["options"] = timeout_options(_options.get("options", ""), DATABASE_TIMEOUTS["web"])
+    _options.setdefault("application_name", "portal-web")  # seen in pg_stat_activity
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://portal")}

@@ -37,6 +37,8 @@ def use_database_timeouts(role: str) -> None:
             continue
         options = settings_dict.setdefault("OPTIONS", {})
         options["options"] = timeout_options(options.get("options", ""), bounds)
+        # pg_stat_activity then tells a DBA which kind of process holds a lock.
+        options["application_name"] = f"portal-{role}"
         connections[alias].settings_dict["OPTIONS"] = options
         connections[alias].close()
 

@@ -86,12 +86,14 @@ def test_connections_use_the_configured_bounds_and_workers_switch_to_theirs(sett
     assert ms(show("lock_timeout")) == web["lock_timeout"]
     assert ms(show("statement_timeout")) == web["statement_timeout"]
     assert ms(show("idle_in_transaction_session_timeout")) == web["idle_in_transaction_session_timeout"]
+    assert show("application_name") == "portal-web"
     worker = settings.DATABASE_TIMEOUTS["worker"]
     assert worker != web
     try:
         use_database_timeouts("worker")
         assert ms(show("lock_timeout")) == worker["lock_timeout"]
         assert ms(show("statement_timeout")) == worker["statement_timeout"]
+        assert show("application_name") == "portal-worker"
     finally:
         use_database_timeouts("web")
     assert ms(show("lock_timeout")) == web["lock_timeout"]
