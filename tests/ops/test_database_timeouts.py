@@ -30,7 +30,10 @@ from tests.factories import (
 )
 from tests.providers import worker_process
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the bounds are PostgreSQL's"),
+]
 
 # Short bounds for this test's session (the configured ones are checked in their own test), so the
 # suite does not wait five seconds per case.

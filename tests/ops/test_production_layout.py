@@ -20,6 +20,7 @@ import pytest
 import requests
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import connection
 from django.utils import timezone
 
 from apps.core.models import WorkerHeartbeat
@@ -36,7 +37,11 @@ from tests.providers import worker_process
 from tests.providers.simulator_process import SimulatorProcess
 from tests.providers.worker_process import RedisServer, free_port
 
-pytestmark = [pytest.mark.production_layout, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.production_layout,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the processes share a PostgreSQL database"),
+]
 
 PASSWORD = "layout-test-password-1"
 METRICS_TOKEN = secrets.token_urlsafe(24)
