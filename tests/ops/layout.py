@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -154,11 +153,3 @@ class ProxiedClient:
     def post(self, path: str, data: dict, **kwargs):
         token = self.cookies.get("__Host-csrftoken") or self.cookies.get("csrftoken", "")
         return self.request("POST", path, data={"csrfmiddlewaretoken": token, **data}, **kwargs)
-
-    def csrf_from(self, path: str) -> None:
-        """GET a form page (sets the CSRF cookie; its value is what the form posts back)."""
-        response = self.get(path)
-        assert response.status_code == 200, (path, response.status_code)
-        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text)
-        assert match, f"no CSRF token in {path}"
-        self._form_token = match[1]
