@@ -9,6 +9,8 @@ PORT ?= 8000
 
 .PHONY: run test setup system-deps system-deps-test messages migrate demo lint totp bench clean
 
+# The demo asks for its guessable provider secrets explicitly (refused in production).
+run: export PORTAL_DEMO = 1
 run: setup migrate demo  ## Install, migrate, load the demo and serve on http://127.0.0.1:8000
 	DEBUG=1 $(PY) manage.py rundemo $(HOST):$(PORT)
 

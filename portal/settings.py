@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -74,6 +75,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "apps.accounts.middleware.StaffMFARequiredMiddleware",
+    "apps.core.middleware.DatabaseTimeoutMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -102,6 +104,32 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# PostgreSQL bounds, so one stuck session cannot block everybody forever (milliseconds; 0 = none).
+# Web requests wait little (a user is waiting; a timeout answers 503 with Retry-After, see
+# apps.core.middleware.DatabaseTimeoutMiddleware); Celery workers and beat may wait longer (a timeout
+# retries the task, apps.core.tasks.PortalTask). portal/celery.py switches a worker to its bounds.
+DATABASE_TIMEOUTS = {
+    "web": {
+        "lock_timeout": env.int("DB_LOCK_TIMEOUT_MS", default=5_000),
+        "statement_timeout": env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000),
+        "idle_in_transaction_session_timeout": env.int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=60_000),
+    },
+    "worker": {
+        "lock_timeout": env.int("DB_WORKER_LOCK_TIMEOUT_MS", default=30_000),
+        "statement_timeout": env.int("DB_WORKER_STATEMENT_TIMEOUT_MS", default=300_000),
+        "idle_in_transaction_session_timeout": env.int(
+            "DB_WORKER_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=300_000
+        ),
+    },
+}
+DATABASE_TIMEOUT_RETRY_AFTER = env.int("DB_TIMEOUT_RETRY_AFTER", default=5)  # seconds, the 503's Retry-After
+DATABASE_TIMEOUT_TASK_RETRIES = env.int("DB_TIMEOUT_TASK_RETRIES", default=5)  # then the task fails
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    from apps.core.db import timeout_options
+
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = timeout_options(_options.get("options", ""), DATABASE_TIMEOUTS["web"])
+    _options.setdefault("application_name", "portal-web")  # seen in pg_stat_activity
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://portal")}
@@ -157,12 +185,12 @@ USE_TZ = True
 # --- Static -----------------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "apps.core.storage.PortalStaticFilesStorage"
             if PRODUCTION
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
@@ -214,19 +242,41 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Security ---------------------------------------------------------------------------------
+# Cookies: the session, CSRF and language cookies are all Secure in production (HTTPS only) and
+# SameSite=Lax (sent on top-level navigation, not on cross-site POSTs or subrequests). The session
+# and language cookies are HttpOnly; the CSRF cookie is too (htmx reads the token from the page).
+# In production the session and CSRF cookies carry the __Host- prefix: browsers then refuse them
+# unless Secure, for path / and without a Domain, so a sibling subdomain cannot plant them.
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_NAME = "django_language"
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe the WSGI server over plain HTTP
+    # Behind a TLS-terminating proxy that sets the header (and strips it from clients), e.g.
+    # SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https; empty when the WSGI server terminates TLS.
+    _proxy_header = env.list("SECURE_PROXY_SSL_HEADER", default=["HTTP_X_FORWARDED_PROTO", "https"])
+    if _proxy_header and len(_proxy_header) != 2:
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be 'HEADER,value' (or empty).")
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if _proxy_header else None
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # Exports (apps/reports): lists up to this many rows stream at once; larger ones are written by a
 # worker and kept for EXPORT_TTL_HOURS.
@@ -290,14 +340,38 @@ LOGGING = {
 }
 
 # --- Providers ----------------------------------------------------------------------------------
-# Shared secrets per provider slug ("kddi=…,sakura=…"); the demo uses "demo-secret-<slug>".
+# Shared secrets per provider slug ("kddi=…,sakura=…"). Only the demo (PORTAL_DEMO=1, set by
+# `make run` and the tests' settings) falls back to the guessable "demo-secret-<slug>"; anywhere else a
+# provider without a secret can neither push usage nor receive grants, and the portal refuses to
+# start when asked for demo secrets in production or given one without PORTAL_DEMO.
+PORTAL_DEMO = env.bool("PORTAL_DEMO", default=False)
 PROVIDER_SECRETS = env.dict("PROVIDER_SECRETS", default={})
-PROVIDER_DEMO_SECRETS = not PRODUCTION
+PROVIDER_DEMO_SECRETS = PORTAL_DEMO
+if PORTAL_DEMO and PRODUCTION:
+    raise ImproperlyConfigured("PORTAL_DEMO=1 (guessable demo provider secrets) is refused in production.")
+_demo_secrets_given = sorted(
+    slug for slug, secret in PROVIDER_SECRETS.items() if not secret or secret.startswith("demo-secret")
+)
+if _demo_secrets_given and not PORTAL_DEMO:
+    raise ImproperlyConfigured(
+        f"PROVIDER_SECRETS holds an empty or demo secret for {', '.join(_demo_secrets_given)}; "
+        "set real secrets (or PORTAL_DEMO=1 for the demo)."
+    )
 PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=5.0)
 OUTBOX_BACKOFF_BASE = env.float("OUTBOX_BACKOFF_BASE", default=2.0)  # seconds; doubled per attempt
 OUTBOX_BACKOFF_MAX = env.float("OUTBOX_BACKOFF_MAX", default=600.0)
 OUTBOX_CLAIM_SECONDS = env.float("OUTBOX_CLAIM_SECONDS", default=60.0)  # a claim older than this is stale
 OUTBOX_FAILING_AFTER_ATTEMPTS = 5  # shown as failing to staff from then on (still retried)
+
+# --- Operations ---------------------------------------------------------------------------------
+# Workers write a heartbeat this often (apps.core.worker); the health endpoint calls a worker alive
+# when its heartbeat is younger than HEALTH_WORKER_STALE_SECONDS, and the outbox stale when a
+# delivery has been due for longer than HEALTH_OUTBOX_STALE_SECONDS (the sweeper runs every 30 s).
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=15.0)
+HEALTH_WORKER_STALE_SECONDS = env.float("HEALTH_WORKER_STALE_SECONDS", default=60.0)
+HEALTH_OUTBOX_STALE_SECONDS = env.float("HEALTH_OUTBOX_STALE_SECONDS", default=180.0)
+# /metrics (Prometheus text format): staff, or "Authorization: Bearer <METRICS_TOKEN>" when set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Portal -----------------------------------------------------------------------------------
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)

@@ -13,6 +13,7 @@ admin.site.site_header = "GPU Alliance Portal"
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("metrics", core_views.metrics, name="metrics"),
     path("dashboard/", org_views.dashboard, name="dashboard"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("accounts/", include("allauth.urls")),

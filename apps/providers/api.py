@@ -6,6 +6,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apps.core.metrics import metrics_count
 from apps.providers import signing
 from apps.providers.models import Provider
 from apps.providers.services import UsageRejected, usage_ingest
@@ -49,6 +50,7 @@ def usage_push(request, slug: str):
     try:
         result = usage_ingest(provider=provider, records=records, strict=True)
     except UsageRejected as exc:
+        metrics_count("usage_records_rejected", len(exc.errors), provider=provider.slug)
         return _error(
             400,
             "invalid_records",

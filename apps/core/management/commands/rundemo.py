@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -27,6 +27,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport, sweep_every, **options):
         from apps.providers.models import Provider
+
+        if not settings.PROVIDER_DEMO_SECRETS:
+            # The simulators and the portal share the guessable demo secrets: only when asked.
+            raise CommandError(
+                "rundemo needs the demo's provider secrets: set PORTAL_DEMO=1 (make run does)."
+            )
 
         processes: list[subprocess.Popen] = []
         stop = threading.Event()
