@@ -470,4 +470,19 @@ def period_list_for_granting() -> QuerySet[PoolPeriod]:
 
 
 def organization_list_for_granting() -> QuerySet[Organization]:
-    return Organization.objects.filter(membership__status=Membership.Status.ACTIVE).order_by("name_en")
+    return Organization.objects.filter(membership__status=Membership.Status.ACTIVE).order_by("name_en", "pk")
+
+
+def organization_search_for_granting(*, q: str, limit: int = 20) -> list[Organization]:
+    """At most ``limit`` organizations that can be granted quota whose names or slug contain ``q``
+    (those whose name or slug starts with it first); nothing for an empty ``q``. One query."""
+    q = q.strip()
+    if not q:
+        return []
+    starts = Q(name_ja__istartswith=q) | Q(name_en__istartswith=q) | Q(slug__istartswith=q)
+    return list(
+        organization_list_for_granting()
+        .filter(Q(name_ja__icontains=q) | Q(name_en__icontains=q) | Q(slug__icontains=q))
+        .annotate(starts=Case(When(starts, then=Value(0)), default=Value(1), output_field=IntegerField()))
+        .order_by("starts", "name_en", "pk")[:limit]
+    )

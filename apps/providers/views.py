@@ -28,6 +28,7 @@ from apps.providers.forms import (
 from apps.providers.models import QuotaGrant
 
 PAGE_SIZE = 50
+ORG_SUGGESTIONS = 20
 
 
 def _page(request, queryset):
@@ -223,6 +224,17 @@ def grant_create(request):
             messages.success(request, _("The grant was created and will be sent to the provider."))
             return redirect(grant)
     return render(request, "providers/grant_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@staff_required
+def grant_org_search(request):
+    """The organizations a grant can be made for, by name or slug: the ``<option>``s of the grant
+    form's suggestion list for htmx, or a plain page of links back to the form."""
+    q = (request.GET.get("q") or request.GET.get("organization") or "")[:100]
+    organizations = selectors.organization_search_for_granting(q=q, limit=ORG_SUGGESTIONS)
+    return render_page_or_partial(
+        request, "providers/grant_org_search.html", "options", {"q": q, "organizations": organizations}
+    )
 
 
 # --- Secretariat: drifts ------------------------------------------------------------------------
