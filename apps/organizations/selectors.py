@@ -1,6 +1,6 @@
 """Read queries for onboarding. Each list has a fixed number of queries whatever its length."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from apps.organizations.models import (
@@ -65,15 +65,34 @@ def invitation_pending_for_user(*, user) -> QuerySet[Invitation]:
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
-    """The user's organizations with their membership, home provider, people count and the
-    user's own roles (prefetched into ``my_roles``)."""
+    """The user's organizations, by name, with their membership and home provider. What each row
+    shows about people and roles is added to a page of them by ``organization_rows_for_user``."""
     return (
         Organization.objects.filter(pk__in=OrgRole.objects.filter(user=user).values("organization_id"))
         .select_related("membership", "home_provider")
-        .annotate(people_count=Count("roles__user", distinct=True))
-        .prefetch_related(Prefetch("roles", queryset=OrgRole.objects.filter(user=user), to_attr="my_roles"))
-        .order_by("name_en")
+        .order_by("name_en", "pk")
     )
+
+
+def organization_rows_for_user(organizations, *, user) -> list[Organization]:
+    """Add ``people_count`` and the user's own roles (``my_roles``) to a page of the user's
+    organizations: two queries over the page's organizations only, not over all of the user's."""
+    rows = list(organizations)
+    ids = [org.pk for org in rows]
+    people = dict(
+        OrgRole.objects.filter(organization_id__in=ids)
+        .order_by()
+        .values("organization_id")
+        .annotate(n=Count("user_id", distinct=True))
+        .values_list("organization_id", "n")
+    )
+    roles: dict[int, list[OrgRole]] = {}
+    for role in OrgRole.objects.filter(user=user, organization_id__in=ids).order_by("pk"):
+        roles.setdefault(role.organization_id, []).append(role)
+    for org in rows:
+        org.people_count = people.get(org.pk, 0)
+        org.my_roles = roles.get(org.pk, [])
+    return rows
 
 
 def application_list_for_user(*, user) -> QuerySet[MembershipApplication]:
