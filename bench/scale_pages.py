@@ -50,18 +50,15 @@ from directory_latency import (  # noqa: E402
 CLASSES = {"H200": ("kddi", "sakura", "highreso"), "B200": ("sakura",), "GB200": ("kddi",)}
 
 
-def seed_pools_and_round(staff):
-    """Pools with a current period, and a computed round with results for every active member."""
+def seed_pools():
+    """Two pools per provider and class (CLASSES), each with a current capacity period of a year
+    (periods by pool id)."""
     from django.db import transaction
     from django.utils import timezone
 
-    from apps.allocations.models import AllocationRound, FairSharePolicy, RoundPool, RoundResult, RoundWeight
-    from apps.organizations.models import Organization
     from apps.providers.models import PoolPeriod, Provider, ResourcePool
 
-    rng = random.Random(20261204)
-    today = timezone.localdate()
-    start = today.replace(day=1)
+    start = timezone.localdate().replace(day=1)
     end = start.replace(year=start.year + 1)
     providers = {p.slug: p for p in Provider.objects.all()}
     with transaction.atomic():
@@ -86,6 +83,22 @@ def seed_pools_and_round(staff):
             )
             for pool in pools
         }
+    return pools, periods
+
+
+def seed_round(staff, pools, periods):
+    """A computed round with results for every active member (one to three classes each, one to
+    three pools per class, about a quarter of the rows with their demand met)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from apps.allocations.models import AllocationRound, FairSharePolicy, RoundPool, RoundResult, RoundWeight
+    from apps.organizations.models import Organization
+
+    rng = random.Random(20261204)
+    start = timezone.localdate().replace(day=1)
+    end = start.replace(year=start.year + 1)
+    with transaction.atomic():
         policy = FairSharePolicy.objects.create(name="bench", is_default=True)
         allocation_round = AllocationRound.objects.create(
             name="Bench round",
@@ -142,7 +155,7 @@ def seed_pools_and_round(staff):
                 ]
         RoundWeight.objects.bulk_create(weights, batch_size=2000)
         RoundResult.objects.bulk_create(results, batch_size=2000)
-    return allocation_round, pools, periods, len(results)
+    return allocation_round, len(results)
 
 
 def seed_grants(*, organization, pools, periods, n: int, start_index: int = 0, staff=None) -> None:
@@ -227,7 +240,8 @@ def run(args) -> list:
 
     started = time.perf_counter()
     seeded = seed(n_orgs=args.orgs, n_applications=100, dashboard_orgs=args.dashboard_orgs or args.orgs)
-    allocation_round, pools, periods, n_results = seed_pools_and_round(seeded.staff)
+    pools, periods = seed_pools()
+    allocation_round, n_results = seed_round(seeded.staff, pools, periods)
     organization = Organization.objects.order_by("pk").first()
     if not OrgRole.objects.filter(organization=organization, user=seeded.dashboard_user).exists():
         OrgRole.objects.create(organization=organization, user=seeded.dashboard_user, role="admin")

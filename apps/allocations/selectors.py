@@ -7,7 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from apps.allocations.models import (
@@ -221,22 +222,39 @@ def round_pool_list(*, allocation_round: AllocationRound) -> list[RoundPool]:
     )
 
 
-def _first_rows(results: QuerySet[RoundResult]) -> QuerySet[RoundResult]:
-    """One row per (organization, class) of ``results``: demand, level and stop reason are repeated
-    on each pool row of an (organization, class), so they are summed over these rows only."""
-    return RoundResult.objects.filter(
-        pk__in=results.order_by()
+def _per_org_class_totals(results: QuerySet[RoundResult], *, by_class: bool) -> list[dict]:
+    """Totals of ``results`` over their (organization, class) rows, per class or for all: the
+    number of rows, how many met their demand, demand (repeated on each pool row of a row, so
+    counted once), granted (summed over the pools) and the highest level. One query: the rows are
+    grouped in a subquery and the groups added up around it."""
+    met = Case(When(stopped_reason=RoundResult.Stopped.DEMAND_MET, then=Value(1)), default=Value(0))
+    groups = (
+        results.order_by()
         .values("organization_id", "gpu_class")
-        .annotate(first=Min("pk"))
-        .values("first")
+        .annotate(
+            group_demand=Max("demand"),
+            group_granted=Sum(FINAL_AMOUNT),
+            group_met=Max(met, output_field=IntegerField()),
+            group_level=Max("level"),
+        )
     )
+    sql, params = groups.query.sql_with_params()
+    key = "gpu_class" if by_class else "''"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {key}, COUNT(*), SUM(group_met), SUM(group_demand), SUM(group_granted), "
+            f"MAX(group_level) FROM ({sql}) AS org_class GROUP BY 1 ORDER BY 1",
+            params,
+        )
+        names = ("gpu_class", "orgs", "met", "demand", "granted", "max_level")
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def round_result_summary(
     *, allocation_round: AllocationRound, round_pools: list[RoundPool] | None = None
 ) -> list[ClassResult]:
     """Per GPU class: each pool's capacity and what was granted on it, the number of organizations,
-    how many had their demand met, demand, granted and the highest level. Three queries (four
+    how many had their demand met, demand, granted and the highest level. Two queries (three
     without ``round_pools``), whatever the number of organizations."""
     if round_pools is None:
         round_pools = round_pool_list(allocation_round=allocation_round)
@@ -248,35 +266,15 @@ def round_result_summary(
         .annotate(granted=Sum(FINAL_AMOUNT))
         .values_list("pool_id", "granted")
     )
-    granted_by_class = dict(
-        results.order_by()
-        .values("gpu_class")
-        .annotate(granted=Sum(FINAL_AMOUNT))
-        .values_list("gpu_class", "granted")
-    )
     classes: dict[str, ClassResult] = {}
     for round_pool in round_pools:
         cls = classes.setdefault(round_pool.pool.gpu_class, ClassResult(gpu_class=round_pool.pool.gpu_class))
         cls.pools.append(PoolRow(round_pool=round_pool, granted=granted_by_pool.get(round_pool.pool_id, 0)))
-    for row in (
-        _first_rows(results)
-        .order_by()
-        .values("gpu_class")
-        .annotate(
-            orgs=Count("pk"),
-            met=Count("pk", filter=Q(stopped_reason=RoundResult.Stopped.DEMAND_MET)),
-            demand=Sum("demand"),
-            max_level=Max("level"),
-        )
-    ):
+    for row in _per_org_class_totals(results, by_class=True):
         cls = classes.setdefault(row["gpu_class"], ClassResult(gpu_class=row["gpu_class"]))
-        cls.orgs, cls.met, cls.demand, cls.max_level = (
-            row["orgs"],
-            row["met"],
-            row["demand"],
-            row["max_level"],
-        )
-        cls.granted = granted_by_class.get(row["gpu_class"]) or 0
+        cls.orgs, cls.met = row["orgs"], int(row["met"] or 0)
+        cls.demand, cls.granted = int(row["demand"] or 0), int(row["granted"] or 0)
+        cls.max_level = row["max_level"] or 0.0
     return [classes[name] for name in sorted(classes)]
 
 
@@ -316,20 +314,25 @@ def round_result_rows(
 
 
 def round_result_page(
-    *, allocation_round: AllocationRound, page_number=None, per_page: int = 50, **filters
+    *,
+    allocation_round: AllocationRound,
+    page_number=None,
+    per_page: int = 50,
+    classes: list[ClassResult] | None = None,
+    **filters,
 ) -> ResultPage:
     """One page of the round's result, one row per (organization, class) with its weight, placements
-    and why it stopped, and the totals of all the matching rows. Five queries, whatever the page's
+    and why it stopped, and the totals of all the matching rows. Four queries, whatever the page's
     length or the number of organizations: the totals (which also give the paginator its count),
-    the page's keys, their result rows, their weights."""
+    the page's keys, their result rows, their weights. Without filters, the totals are those of
+    ``classes`` (``round_result_summary``) when given: one query less."""
     matching = round_result_rows(allocation_round=allocation_round, **filters)
-    first = _first_rows(matching)
-    totals = matching.order_by().aggregate(
-        count=Count("pk", filter=Q(pk__in=first.values("pk"))),
-        demand=Sum("demand", filter=Q(pk__in=first.values("pk"))),
-        met=Count("pk", filter=Q(pk__in=first.values("pk"), stopped_reason=RoundResult.Stopped.DEMAND_MET)),
-        granted=Sum(FINAL_AMOUNT),
-    )
+    if classes is not None and not any(filters.values()):
+        totals = {
+            name: sum(getattr(c, name) for c in classes) for name in ("orgs", "met", "demand", "granted")
+        }
+    else:
+        [totals] = _per_org_class_totals(matching, by_class=False) or [{"orgs": 0}]
     keys = (
         matching.order_by()
         .values("organization_id", "gpu_class")
@@ -337,7 +340,7 @@ def round_result_page(
         .order_by("gpu_class", "organization__slug", "organization_id")
     )
     paginator = Paginator(keys, per_page)
-    paginator.count = totals["count"]  # known from the totals: spares a COUNT query
+    paginator.count = totals["orgs"]  # known from the totals: spares a COUNT query
     page = paginator.get_page(page_number)
     page_keys = [(key["organization_id"], key["gpu_class"]) for key in page.object_list]
     rows: list[OrgRow] = []
@@ -359,10 +362,10 @@ def round_result_page(
     return ResultPage(
         page=page,
         rows=rows,
-        count=totals["count"],
-        demand=totals["demand"] or 0,
-        granted=totals["granted"] or 0,
-        met=totals["met"],
+        count=totals["orgs"],
+        demand=int(totals.get("demand") or 0),
+        granted=int(totals.get("granted") or 0),
+        met=int(totals.get("met") or 0),
     )
 
 

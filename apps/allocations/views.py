@@ -96,6 +96,7 @@ def _results_context(request, allocation_round, round_pools, classes=()) -> dict
             allocation_round=allocation_round,
             page_number=request.GET.get("page"),
             per_page=RESULTS_PER_PAGE,
+            classes=classes or None,
             **valid_filters(form),
         ),
         "querystring": querystring_without_page(request),

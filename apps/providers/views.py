@@ -56,7 +56,7 @@ def provider_detail(request, slug: str):
     provider = selectors.provider_get_with_health(slug=slug)
     if provider is None:
         raise Http404
-    grants = selectors.grant_list_for_provider(provider=provider)
+    grants = selectors.grant_list_for_provider(provider=provider, with_sync=False)
     return render(
         request,
         "providers/provider_detail.html",
@@ -108,7 +108,7 @@ def provider_reconcile(request, slug: str):
 @staff_required
 def grant_list(request):
     form = GrantFilterForm(request.GET or None)
-    grants = selectors.grant_list(**_filters(form))
+    grants = selectors.grant_list(**_filters(form), with_sync=False)
     page = _page(request, grants)
     return render_page_or_partial(
         request,
@@ -118,7 +118,9 @@ def grant_list(request):
             "form": form,
             "page": page,
             "grants": selectors.grant_rows_with_usage(page),
-            "sync_counts": [] if request.htmx else selectors.sync_state_counts(selectors.grant_list()),
+            "sync_counts": []
+            if request.htmx
+            else selectors.sync_state_counts(selectors.grant_list(with_sync=False)),
             "querystring": _querystring(request),
         },
     )
@@ -320,7 +322,7 @@ def org_grants(request, slug: str):
     organization = org_selectors.organization_get_by_slug(slug=slug)
     if organization is None or not request.user.has_perm("providers.view_org_grants", organization):
         raise Http404
-    grants = selectors.grant_list_for_org(organization=organization)
+    grants = selectors.grant_list_for_org(organization=organization, with_sync=False)
     page = _page(request, grants)
     return render(
         request,
@@ -344,8 +346,10 @@ def provider_console(request, slug: str):
     if provider is None or not request.user.has_perm("providers.view_provider_console", provider):
         raise Http404
     form = ConsoleFilterForm(request.GET or None)
-    all_grants = selectors.grant_list_for_provider(provider=provider)
-    page = _page(request, selectors.grant_list_for_provider(provider=provider, **_filters(form)))
+    all_grants = selectors.grant_list_for_provider(provider=provider, with_sync=False)
+    page = _page(
+        request, selectors.grant_list_for_provider(provider=provider, with_sync=False, **_filters(form))
+    )
     return render_page_or_partial(
         request,
         "providers/provider_console.html",
