@@ -1,7 +1,8 @@
 """Run by bench/grant_list_vs_coldfront.py with the Python of a throw-away ColdFront venv (never
 with the portal's): migrates ColdFront's database, seeds allocations and times ColdFront's
 allocation list with django.test.Client, in-process, as the portal's side is timed. Prints one
-JSON object on stdout.
+JSON line on stdout per size
+read from stdin (and one first line naming Django's version).
 
 The database comes from ``DB_URL`` and the settings module from ``DJANGO_SETTINGS_MODULE``
 (coldfront.config.settings with ``COLDFRONT_CONFIG`` pointing at the local settings the caller
@@ -105,7 +106,7 @@ def seed(n_total: int, state: dict) -> None:
         cursor.execute("ANALYZE")
 
 
-def measure(client, path: str, *, runs: int, warmup: int, per_page: int) -> dict:
+def measure(client, path: str, *, runs: int, warmup: int) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -141,7 +142,6 @@ def measure(client, path: str, *, runs: int, warmup: int, per_page: int) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--per-page", type=int, default=50)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
@@ -160,25 +160,27 @@ def main() -> int:
     for command in ("add_resource_defaults", "add_allocation_defaults", "add_default_project_choices"):
         call_command(command)
     state: dict = {}
-    out = {"django": django.get_version(), "per_page": args.per_page, "sizes": {}}
-    for size in [int(s) for s in args.sizes.split(",")]:
+    # Driven line by line (so that both sides are measured size after size, under the same load):
+    # each line on stdin is a size; the answer is one JSON line on stdout.
+    print(json.dumps({"django": django.get_version(), "per_page": args.per_page}), flush=True)
+    for line in sys.stdin:
+        size = int(line)
         seed(size, state)
         member, staff = Client(), Client()
         member.force_login(state["pi"])
         staff.force_login(User.objects.get(username="admin"))
-        member_result = measure(
-            member, "/allocation/", runs=args.runs, warmup=args.warmup, per_page=args.per_page
-        )
-        staff_result = measure(
-            staff,
-            "/allocation/?show_all_allocations=on",
-            runs=args.runs,
-            warmup=args.warmup,
-            per_page=args.per_page,
-        )
-        out["sizes"][str(size)] = {"member": member_result, "staff": staff_result}
-        print(f"  ColdFront, {size} allocations: measured", file=sys.stderr)
-    json.dump(out, sys.stdout)
+        result = {
+            "member": measure(member, "/allocation/", runs=args.runs, warmup=args.warmup),
+            "staff": measure(
+                staff, "/allocation/?show_all_allocations=on", runs=args.runs, warmup=args.warmup
+            ),
+        }
+        for page in result.values():
+            if page["rows"] != min(size, args.per_page):
+                raise RuntimeError(
+                    f"{page['path']}: {page['rows']} rows, expected {min(size, args.per_page)}"
+                )
+        print(json.dumps(result), flush=True)
     return 0
 
 

@@ -375,7 +375,10 @@ def grant_rows_with_usage(grants) -> list[QuotaGrant]:
             if grant.pk in figures:
                 for name in SYNC_FIELDS:
                     setattr(grant, name, figures[grant.pk][name])
+    states, sources = dict(QuotaGrant.State.choices), dict(QuotaGrant.Source.choices)
     for grant in rows:
+        grant.state_label = states.get(grant.state, grant.state)  # get_state_display, once per page
+        grant.source_label = sources.get(grant.source, grant.source)
         grant.sync_label = SyncState.labels[grant.sync_state]
         grant.usage_pct = _percent(grant.used_hours, grant.gpu_hours)
         grant.over_quota = grant.used_hours > grant.gpu_hours
@@ -403,14 +406,20 @@ def sync_state_counts(queryset: QuerySet[QuotaGrant]) -> list[tuple[str, str, in
     """(value, label, count) for each sync state of ``queryset``'s grants, in SyncState order.
 
     Same rules as ``_with_sync`` (worst state wins) but from the few grants that are *not* in sync
-    (failed, with an undelivered outbox row, with an open drift, or on their way): a handful of
-    indexed queries instead of a CASE with subqueries over every grant."""
+    (failed, with an undelivered outbox row, with an open drift, or on their way): four indexed
+    queries instead of a CASE with subqueries over every grant."""
     scope = queryset.order_by().values("pk")
-    failing = set(queryset.filter(state=GState.FAILED).values_list("pk", flat=True)) | set(
-        GrantOutbox.objects.filter(
-            grant__in=scope, state__in=UNSETTLED, attempts__gte=settings.OUTBOX_FAILING_AFTER_ATTEMPTS
-        ).values_list("grant_id", flat=True)
+    unsettled = list(
+        GrantOutbox.objects.filter(grant__in=scope, state__in=UNSETTLED).values_list("grant_id", "attempts")
     )
+    by_state = list(
+        queryset.order_by()
+        .filter(state__in=[GState.FAILED, GState.PENDING, GState.SENT, GState.REVOKING])
+        .values_list("pk", "state")
+    )
+    failing = {pk for pk, state in by_state if state == GState.FAILED} | {
+        grant_id for grant_id, attempts in unsettled if attempts >= settings.OUTBOX_FAILING_AFTER_ATTEMPTS
+    }
     drifted = (
         set(
             GrantDrift.objects.filter(grant__in=scope, resolved_at__isnull=True).values_list(
@@ -420,21 +429,8 @@ def sync_state_counts(queryset: QuerySet[QuotaGrant]) -> list[tuple[str, str, in
         - failing
     )
     sending = (
-        (
-            set(
-                GrantOutbox.objects.filter(grant__in=scope, state__in=UNSETTLED).values_list(
-                    "grant_id", flat=True
-                )
-            )
-            | set(
-                queryset.filter(state__in=[GState.PENDING, GState.SENT, GState.REVOKING]).values_list(
-                    "pk", flat=True
-                )
-            )
-        )
-        - failing
-        - drifted
-    )
+        {grant_id for grant_id, _ in unsettled} | {pk for pk, state in by_state if state != GState.FAILED}
+    ) - (failing | drifted)
     total = queryset.order_by().count()
     counts = {
         SyncState.FAILING: len(failing),
