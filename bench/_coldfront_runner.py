@@ -1,8 +1,8 @@
 """Run by bench/grant_list_vs_coldfront.py with the Python of a throw-away ColdFront venv (never
 with the portal's): migrates ColdFront's database, seeds allocations and times ColdFront's
 allocation list with django.test.Client, in-process, as the portal's side is timed. Prints one
-JSON line on stdout per size
-read from stdin (and one first line naming Django's version).
+JSON line on stdout per
+command read from stdin (see ``main``), after a first line naming Django's version.
 
 The database comes from ``DB_URL`` and the settings module from ``DJANGO_SETTINGS_MODULE``
 (coldfront.config.settings with ``COLDFRONT_CONFIG`` pointing at the local settings the caller
@@ -17,7 +17,6 @@ import datetime
 import gc
 import json
 import re
-import statistics
 import sys
 import time
 
@@ -106,44 +105,40 @@ def seed(n_total: int, state: dict) -> None:
         cursor.execute("ANALYZE")
 
 
-def measure(client, path: str, *, runs: int, warmup: int) -> dict:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+def get(client, path: str):
+    response = client.get(path)
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {path} answered {response.status_code}")
+    return response
 
-    def get():
-        response = client.get(path)
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {path} answered {response.status_code}")
-        return response
 
-    for _ in range(warmup):
-        get()
+def timed(client, path: str, runs: int) -> list[float]:
     samples = []
     gc.collect()
     gc.disable()
     try:
         for _ in range(runs):
             started = time.perf_counter()
-            get()
+            get(client, path)
             samples.append((time.perf_counter() - started) * 1000)
     finally:
         gc.enable()
+    return samples
+
+
+def queries(client, path: str) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     with CaptureQueriesContext(connection) as captured:
-        response = get()
+        response = get(client, path)
     rows = len(re.findall(r'<td><a href="/allocation/\d+/">', response.content.decode()))
-    return {
-        "path": path,
-        "median_ms": statistics.median(samples),
-        "p95_ms": statistics.quantiles(samples, n=100, method="inclusive")[94] if runs > 1 else samples[0],
-        "queries": len(captured.captured_queries),
-        "rows": rows,
-    }
+    return {"path": path, "queries": len(captured.captured_queries), "rows": rows}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-page", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
 
@@ -160,27 +155,30 @@ def main() -> int:
     for command in ("add_resource_defaults", "add_allocation_defaults", "add_default_project_choices"):
         call_command(command)
     state: dict = {}
-    # Driven line by line (so that both sides are measured size after size, under the same load):
-    # each line on stdin is a size; the answer is one JSON line on stdout.
+    pages = {"member": "/allocation/", "staff": "/allocation/?show_all_allocations=on"}
+    clients: dict = {}
+    # Driven line by line, so that the caller can alternate between both sides under the same load:
+    # "seed N" grows the data to N allocations and warms up, "time K" times K requests of each
+    # list, "queries" counts the queries and rows of one request. One JSON line answers each.
     print(json.dumps({"django": django.get_version(), "per_page": args.per_page}), flush=True)
     for line in sys.stdin:
-        size = int(line)
-        seed(size, state)
-        member, staff = Client(), Client()
-        member.force_login(state["pi"])
-        staff.force_login(User.objects.get(username="admin"))
-        result = {
-            "member": measure(member, "/allocation/", runs=args.runs, warmup=args.warmup),
-            "staff": measure(
-                staff, "/allocation/?show_all_allocations=on", runs=args.runs, warmup=args.warmup
-            ),
-        }
-        for page in result.values():
-            if page["rows"] != min(size, args.per_page):
-                raise RuntimeError(
-                    f"{page['path']}: {page['rows']} rows, expected {min(size, args.per_page)}"
-                )
-        print(json.dumps(result), flush=True)
+        command, _, value = line.strip().partition(" ")
+        if command == "seed":
+            seed(int(value), state)
+            clients = {"member": Client(), "staff": Client()}
+            clients["member"].force_login(state["pi"])
+            clients["staff"].force_login(User.objects.get(username="admin"))
+            for who, path in pages.items():
+                for _ in range(args.warmup):
+                    get(clients[who], path)
+            answer = {"seeded": int(value)}
+        elif command == "time":
+            answer = {who: timed(clients[who], path, int(value)) for who, path in pages.items()}
+        elif command == "queries":
+            answer = {who: queries(clients[who], path) for who, path in pages.items()}
+        else:
+            raise SystemExit(f"unknown command {line!r}")
+        print(json.dumps(answer), flush=True)
     return 0
 
 

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -47,7 +49,6 @@ from directory_latency import (  # noqa: E402
     _rows,
     bench_database,
     configure_django,
-    measure,
     migrate,
     seed,
 )
@@ -82,7 +83,7 @@ def ensure_coldfront(venv: Path) -> Path:
 
 def start_coldfront(python: Path, db, args) -> subprocess.Popen:
     """Create ColdFront's database and start bench/_coldfront_runner.py in the ColdFront venv; it
-    measures one size per line written to its stdin."""
+    answers the commands written to its stdin (see the runner)."""
     venv = python.parent.parent
     local_settings = venv / "bench_local_settings.py"
     local_settings.write_text(
@@ -111,7 +112,6 @@ def start_coldfront(python: Path, db, args) -> subprocess.Popen:
             str(python),
             str(BASE_DIR / "bench" / "_coldfront_runner.py"),
             f"--per-page={PER_PAGE}",
-            f"--runs={args.runs}",
             f"--warmup={args.warmup}",
         ],
         env=env,
@@ -122,8 +122,8 @@ def start_coldfront(python: Path, db, args) -> subprocess.Popen:
     )
 
 
-def ask_coldfront(process: subprocess.Popen, size: int) -> dict:
-    process.stdin.write(f"{size}\n")
+def ask_coldfront(process: subprocess.Popen, command: str) -> dict:
+    process.stdin.write(f"{command}\n")
     process.stdin.flush()
     line = process.stdout.readline()
     if not line:
@@ -131,10 +131,38 @@ def ask_coldfront(process: subprocess.Popen, size: int) -> dict:
     return json.loads(line)
 
 
+def _timed(client, path: str, runs: int) -> list[float]:
+    samples = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = client.get(path)
+            samples.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {path} answered {response.status_code}")
+    finally:
+        gc.enable()
+    return samples
+
+
+def _summary(samples: list[float], counted: dict) -> dict:
+    return {
+        "median_ms": statistics.median(samples),
+        "p95_ms": statistics.quantiles(samples, n=100, method="inclusive")[94],
+        "queries": counted["queries"],
+        "rows": counted["rows"],
+        "runs": len(samples),
+    }
+
+
 def run(args, coldfront: subprocess.Popen) -> tuple[dict, dict]:
-    """Size after size: grow the portal's grants and measure its two lists, then ColdFront's."""
+    """Size after size: grow both data sets, then time the lists in alternating batches (the
+    portal's, ColdFront's, the portal's, …), so that both see the same load on a shared machine."""
     from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
     from scale_pages import seed_grants, seed_pools
 
@@ -144,45 +172,56 @@ def run(args, coldfront: subprocess.Popen) -> tuple[dict, dict]:
     pools, periods = seed_pools()
     organization = Organization.objects.order_by("pk").first()
     OrgRole.objects.get_or_create(organization=organization, user=seeded.dashboard_user, role="admin")
-    member, staff = Client(), Client()
-    member.force_login(seeded.dashboard_user)
-    staff.force_login(seeded.staff)
-    rows = _rows(r'<td class="nowrap small">', expect=PER_PAGE)
-    staff_rows = _rows(r'<tr id="grant-\d+">', expect=PER_PAGE)
+    clients = {"member": Client(), "staff": Client()}
+    clients["member"].force_login(seeded.dashboard_user)
+    clients["staff"].force_login(seeded.staff)
+    pages = {
+        "member": (
+            reverse("providers:org-grants", args=[organization.slug]),
+            _rows(r'<td class="nowrap small">'),
+        ),
+        "staff": (reverse("providers:grant-list"), _rows(r'<tr id="grant-\d+">')),
+    }
     header = json.loads(coldfront.stdout.readline() or "{}")
     portal, theirs, have = {}, {"django": header.get("django", "?"), "sizes": {}}, 0
+    batch = max(1, args.runs // args.rounds)
     for size in [int(s) for s in args.sizes.split(",")]:
         seed_grants(organization=organization, pools=pools, periods=periods, n=size - have, start_index=have)
         have = size
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-        portal[str(size)] = {
-            "member": measure(
-                member,
-                "member",
-                reverse("providers:org-grants", args=[organization.slug]),
-                rows,
-                runs=args.runs,
-                warmup=args.warmup,
-            ).__dict__,
-            "staff": measure(
-                staff,
-                "staff",
-                reverse("providers:grant-list"),
-                staff_rows,
-                runs=args.runs,
-                warmup=args.warmup,
-            ).__dict__,
-        }
-        print(f"  portal, {size} grants: measured", file=sys.stderr)
-        theirs["sizes"][str(size)] = ask_coldfront(coldfront, size)
-        print(f"  ColdFront, {size} allocations: measured", file=sys.stderr)
+        ask_coldfront(coldfront, f"seed {size}")
+        ours = {who: [] for who in pages}
+        cf = {who: [] for who in pages}
+        for who, (path, _) in pages.items():
+            for _ in range(args.warmup):
+                clients[who].get(path)
+        for _ in range(args.rounds):
+            for who, (path, _) in pages.items():
+                ours[who] += _timed(clients[who], path, batch)
+            for who, samples in ask_coldfront(coldfront, f"time {batch}").items():
+                cf[who] += samples
+        counted = ask_coldfront(coldfront, "queries")
+        portal[str(size)], theirs["sizes"][str(size)] = {}, {}
+        for who, (path, check) in pages.items():
+            with CaptureQueriesContext(connection) as captured:
+                response = clients[who].get(path)
+            rows = int(check(response))
+            expected = min(size, PER_PAGE)
+            if rows != expected or counted[who]["rows"] != expected:
+                raise RuntimeError(f"{who}: {rows} / {counted[who]['rows']} rows, expected {expected}")
+            portal[str(size)][who] = _summary(
+                ours[who], {"queries": len(captured.captured_queries), "rows": rows}
+            )
+            theirs["sizes"][str(size)][who] = _summary(cf[who], counted[who])
+        print(f"  {size} grants / allocations: measured", file=sys.stderr)
     return portal, theirs
 
 
 def print_table(portal: dict, coldfront: dict, args) -> None:
     print(
-        f"\n{args.runs} timed requests per page after {args.warmup} warm-ups, {PER_PAGE} rows per page, "
+        f"\n{args.runs} timed requests per page (in {args.rounds} batches alternating between the two "
+        f"sides) after {args.warmup} warm-ups, {PER_PAGE} rows per page, "
         f"django.test.Client in-process for both (ColdFront {COLDFRONT.split('==')[1]} on Django "
         f"{coldfront['django']}). Queries: one more request."
     )
@@ -214,6 +253,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--orgs", type=int, default=100, help="organizations in the portal's database")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating batches of runs/rounds requests")
     parser.add_argument("--keep", action="store_true", help="keep both databases afterwards")
     return parser.parse_args(argv)
 
