@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -120,7 +121,8 @@ def round_results(request, round_id: int):
     patch_vary_headers(response, ("HX-Request",))
     # The address bar shows the round's page with these filters (a reload shows the whole page).
     detail = reverse("allocations:round-detail", args=[allocation_round.pk])
-    response["HX-Push-Url"] = f"{detail}?{request.GET.urlencode()}" if request.GET else detail
+    given = urlencode([(key, value) for key, value in request.GET.items() if value])
+    response["HX-Push-Url"] = f"{detail}?{given}" if given else detail
     return response
 
 
