@@ -86,6 +86,14 @@ def test_round_result_filter_swaps_the_list_and_the_address(live_server, new_con
     expect(page).to_have_url(f"{base}/secretariat/rounds/{allocation_round.pk}/?kind=academic")
     page.reload()  # the address shows the whole page with the filter
     expect(page.locator('select[name="kind"]')).to_have_value("academic")
+    page.locator("#id_q").press_sequentially("robotics")  # the search, as one types
+    expected = {
+        (r.organization_id, r.gpu_class)
+        for r in _academic(allocation_round)
+        if "Robotics" in r.organization.name_en
+    }
+    expect(rows).to_have_count(len(expected))
+    expect(page).to_have_url(f"{base}/secretariat/rounds/{allocation_round.pk}/?q=robotics&kind=academic")
 
 
 def _academic(allocation_round):
