@@ -4,6 +4,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from apps.allocations.models import FairSharePolicy
+from apps.organizations.models import OrganizationKind
 from apps.providers.models import ResourcePool
 
 
@@ -90,3 +91,39 @@ class AdjustForm(forms.Form):
         max_length=1000,
         error_messages={"required": _("Give a reason for the adjustment.")},
     )
+
+
+class ResultFilterForm(forms.Form):
+    """The filter of a round's result list (page and export): organization name, GPU class,
+    provider, pool, organization kind and whether the demand was met. The choices come from the
+    round's own pools (``round_pools``, already loaded by the page: no query here)."""
+
+    MET, UNMET = "met", "unmet"
+
+    q = forms.CharField(label=_("Organization"), required=False, max_length=100)
+    gpu_class = forms.ChoiceField(label=_("GPU class"), required=False)
+    provider = forms.ChoiceField(label=_("Provider"), required=False)
+    pool = forms.ChoiceField(label=_("Pool"), required=False)
+    kind = forms.ChoiceField(
+        label=_("Kind"), required=False, choices=[("", _("All kinds")), *OrganizationKind.choices]
+    )
+    met = forms.ChoiceField(
+        label=_("Demand"),
+        required=False,
+        choices=[("", _("Met or not")), (MET, _("Demand met")), (UNMET, _("Demand not met"))],
+    )
+
+    def __init__(self, *args, round_pools=(), gpu_classes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        pools = [rp.pool for rp in round_pools]
+        providers = {p.provider.slug: p.provider.display_name for p in pools}
+        self.fields["gpu_class"].choices = [("", _("All GPU classes"))] + [
+            (c, c) for c in sorted({p.gpu_class for p in pools} | set(gpu_classes))
+        ]
+        self.fields["provider"].choices = [
+            ("", _("All providers")),
+            *sorted(providers.items(), key=lambda item: item[1]),
+        ]
+        self.fields["pool"].choices = [("", _("All pools"))] + [
+            (p.code, f"{p.code} ({p.gpu_class})") for p in sorted(pools, key=lambda p: p.code)
+        ]

@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Prefetch, Q, Sum
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Case, Count, IntegerField, Max, Min, Prefetch, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Coalesce
 
 from apps.allocations.models import (
     AllocationRequest,
@@ -141,33 +144,40 @@ class PoolRow:
 
 @dataclass
 class ClassResult:
+    """A GPU class of the round: its pools and the class's totals (SQL aggregates, not sums over
+    the organizations' rows)."""
+
     gpu_class: str
     pools: list[PoolRow] = field(default_factory=list)
-    rows: list[OrgRow] = field(default_factory=list)
+    orgs: int = 0
+    met: int = 0
+    demand: int = 0
+    granted: int = 0
+    max_level: float = 0.0
 
     @property
     def capacity(self) -> int:
         return sum(p.capacity for p in self.pools)
 
     @property
-    def demand(self) -> int:
-        return sum(r.demand for r in self.rows)
-
-    @property
-    def granted(self) -> int:
-        return sum(r.granted for r in self.rows)
-
-    @property
     def granted_pct(self) -> int:
         return round(100 * self.granted / self.capacity) if self.capacity else 0
 
-    @property
-    def max_level(self) -> float:
-        return max((r.level for r in self.rows), default=0.0)
 
-    @property
-    def exhausted_pools(self) -> list[str]:
-        return sorted({code for r in self.rows for code in r.exhausted_pools})
+@dataclass
+class ResultPage:
+    """One page of a round's result rows (one per organization and class) and the totals of every
+    row the filters match."""
+
+    page: object  # django.core.paginator.Page of (organization, class) keys
+    rows: list[OrgRow]
+    count: int
+    demand: int
+    granted: int
+    met: int
+
+
+FINAL_AMOUNT = Coalesce("adjusted_amount", "amount")
 
 
 def _results(allocation_round: AllocationRound, organization: Organization | None = None):
@@ -204,28 +214,159 @@ def _org_rows(results, weights: dict[int, RoundWeight]) -> dict[str, list[OrgRow
     return by_class
 
 
-def round_result(*, allocation_round: AllocationRound) -> list[ClassResult]:
-    """Per GPU class: each pool's capacity and what was granted on it, and one row per organization
-    (demand, weight and its derivation, granted, placement by provider, why it stopped). Three
-    queries."""
-    round_pools = (
+def round_pool_list(*, allocation_round: AllocationRound) -> list[RoundPool]:
+    return list(
         RoundPool.objects.filter(round=allocation_round)
         .select_related("pool__provider")
         .order_by("pool__gpu_class", "pool__code")
     )
-    weights = {w.organization_id: w for w in RoundWeight.objects.filter(round=allocation_round)}
-    results = list(_results(allocation_round))
-    granted_by_pool: dict[int, int] = defaultdict(int)
-    for result in results:
-        if result.pool_id is not None:
-            granted_by_pool[result.pool_id] += result.final_amount
+
+
+def _per_org_class_totals(results: QuerySet[RoundResult], *, by_class: bool) -> list[dict]:
+    """Totals of ``results`` over their (organization, class) rows, per class or for all: the
+    number of rows, how many met their demand, demand (repeated on each pool row of a row, so
+    counted once), granted (summed over the pools) and the highest level. One query: the rows are
+    grouped in a subquery and the groups added up around it."""
+    met = Case(When(stopped_reason=RoundResult.Stopped.DEMAND_MET, then=Value(1)), default=Value(0))
+    groups = (
+        results.order_by()
+        .values("organization_id", "gpu_class")
+        .annotate(
+            group_demand=Max("demand"),
+            group_granted=Sum(FINAL_AMOUNT),
+            group_met=Max(met, output_field=IntegerField()),
+            group_level=Max("level"),
+        )
+    )
+    sql, params = groups.query.sql_with_params()
+    key = "gpu_class" if by_class else "''"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {key}, COUNT(*), SUM(group_met), SUM(group_demand), SUM(group_granted), "
+            f"MAX(group_level) FROM ({sql}) AS org_class GROUP BY 1 ORDER BY 1",
+            params,
+        )
+        names = ("gpu_class", "orgs", "met", "demand", "granted", "max_level")
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def round_result_summary(
+    *, allocation_round: AllocationRound, round_pools: list[RoundPool] | None = None
+) -> list[ClassResult]:
+    """Per GPU class: each pool's capacity and what was granted on it, the number of organizations,
+    how many had their demand met, demand, granted and the highest level. Two queries (three
+    without ``round_pools``), whatever the number of organizations."""
+    if round_pools is None:
+        round_pools = round_pool_list(allocation_round=allocation_round)
+    results = RoundResult.objects.filter(round=allocation_round)
+    granted_by_pool = dict(
+        results.filter(pool__isnull=False)
+        .order_by()
+        .values("pool_id")
+        .annotate(granted=Sum(FINAL_AMOUNT))
+        .values_list("pool_id", "granted")
+    )
     classes: dict[str, ClassResult] = {}
     for round_pool in round_pools:
         cls = classes.setdefault(round_pool.pool.gpu_class, ClassResult(gpu_class=round_pool.pool.gpu_class))
         cls.pools.append(PoolRow(round_pool=round_pool, granted=granted_by_pool.get(round_pool.pool_id, 0)))
-    for gpu_class, rows in _org_rows(results, weights).items():
-        classes.setdefault(gpu_class, ClassResult(gpu_class=gpu_class)).rows = rows
+    for row in _per_org_class_totals(results, by_class=True):
+        cls = classes.setdefault(row["gpu_class"], ClassResult(gpu_class=row["gpu_class"]))
+        cls.orgs, cls.met = row["orgs"], int(row["met"] or 0)
+        cls.demand, cls.granted = int(row["demand"] or 0), int(row["granted"] or 0)
+        cls.max_level = row["max_level"] or 0.0
     return [classes[name] for name in sorted(classes)]
+
+
+def round_result_rows(
+    *,
+    allocation_round: AllocationRound,
+    q: str = "",
+    gpu_class: str = "",
+    provider: str = "",
+    pool: str = "",
+    kind: str = "",
+    met: str = "",
+) -> QuerySet[RoundResult]:
+    """The round's result rows (one per organization and pool) that the filters match, in the
+    list's order: ``q`` searches the organization's names and slug, ``provider`` and ``pool`` keep
+    the rows on that provider's pools / that pool, ``met`` is "met" or "unmet"."""
+    results = RoundResult.objects.filter(round=allocation_round)
+    if q:
+        results = results.filter(
+            Q(organization__name_ja__icontains=q)
+            | Q(organization__name_en__icontains=q)
+            | Q(organization__slug__icontains=q)
+        )
+    if gpu_class:
+        results = results.filter(gpu_class=gpu_class)
+    if provider:
+        results = results.filter(pool__provider__slug=provider)
+    if pool:
+        results = results.filter(pool__code=pool)
+    if kind:
+        results = results.filter(organization__kind=kind)
+    if met == "met":
+        results = results.filter(stopped_reason=RoundResult.Stopped.DEMAND_MET)
+    elif met == "unmet":
+        results = results.exclude(stopped_reason=RoundResult.Stopped.DEMAND_MET)
+    return results.order_by("gpu_class", "organization__slug", "pool__code")
+
+
+def round_result_page(
+    *,
+    allocation_round: AllocationRound,
+    page_number=None,
+    per_page: int = 50,
+    classes: list[ClassResult] | None = None,
+    **filters,
+) -> ResultPage:
+    """One page of the round's result, one row per (organization, class) with its weight, placements
+    and why it stopped, and the totals of all the matching rows. Four queries, whatever the page's
+    length or the number of organizations: the totals (which also give the paginator its count),
+    the page's keys, their result rows, their weights. Without filters, the totals are those of
+    ``classes`` (``round_result_summary``) when given: one query less."""
+    matching = round_result_rows(allocation_round=allocation_round, **filters)
+    if classes is not None and not any(filters.values()):
+        totals = {
+            name: sum(getattr(c, name) for c in classes) for name in ("orgs", "met", "demand", "granted")
+        }
+    else:
+        [totals] = _per_org_class_totals(matching, by_class=False) or [{"orgs": 0}]
+    keys = (
+        matching.order_by()
+        .values("organization_id", "gpu_class")
+        .annotate(first=Min("pk"))
+        .order_by("gpu_class", "organization__slug", "organization_id")
+    )
+    paginator = Paginator(keys, per_page)
+    paginator.count = totals["orgs"]  # known from the totals: spares a COUNT query
+    page = paginator.get_page(page_number)
+    page_keys = [(key["organization_id"], key["gpu_class"]) for key in page.object_list]
+    rows: list[OrgRow] = []
+    if page_keys:
+        org_ids = {org_id for org_id, _ in page_keys}
+        results = _results(allocation_round).filter(
+            organization_id__in=org_ids, gpu_class__in={c for _, c in page_keys}
+        )
+        weights = {
+            w.organization_id: w
+            for w in RoundWeight.objects.filter(round=allocation_round, organization_id__in=org_ids)
+        }
+        by_key = {
+            (row.organization.pk, row.gpu_class): row
+            for class_rows in _org_rows(results, weights).values()
+            for row in class_rows
+        }
+        rows = [by_key[key] for key in page_keys if key in by_key]
+    return ResultPage(
+        page=page,
+        rows=rows,
+        count=totals["orgs"],
+        demand=int(totals.get("demand") or 0),
+        granted=int(totals.get("granted") or 0),
+        met=int(totals.get("met") or 0),
+    )
 
 
 def result_row(*, result_id: int) -> tuple[RoundResult, OrgRow] | None:

@@ -7,6 +7,7 @@ urlpatterns = [
     # Secretariat
     path("secretariat/rounds/", views.round_list, name="round-list"),
     path("secretariat/rounds/<int:round_id>/", views.round_detail, name="round-detail"),
+    path("secretariat/rounds/<int:round_id>/results/", views.round_results, name="round-results"),
     *[
         path(
             f"secretariat/rounds/<int:round_id>/{action}/",

@@ -8,18 +8,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.allocations import selectors, services
-from apps.allocations.forms import AdjustForm, RequestForm, RoundCreateForm
+from apps.allocations.forms import AdjustForm, RequestForm, ResultFilterForm, RoundCreateForm
 from apps.allocations.models import AllocationRequest, AllocationRound
 from apps.core.exceptions import ApplicationError
-from apps.core.http import render_page_or_partial
+from apps.core.http import querystring_without_page, render_page_or_partial, valid_filters
 from apps.organizations import selectors as org_selectors
 from apps.organizations.views import _posted, staff_required
 
 Status = AllocationRound.Status
+RESULTS_PER_PAGE = 50
 
 
 def _get_round(round_id: int) -> AllocationRound:
@@ -70,13 +74,56 @@ def round_detail(request, round_id: int):
         if not computing:
             response["HX-Refresh"] = "true"  # done (or failed): show the whole page with the results
         return response
-    has_results = allocation_round.status in (Status.COMPUTED, Status.PUBLISHED)
-    context |= {
-        "summary": selectors.request_summary(allocation_round=allocation_round),
-        "classes": selectors.round_result(allocation_round=allocation_round) if has_results else [],
-        "can_adjust": allocation_round.status == Status.COMPUTED and not computing,
-    }
+    context["summary"] = selectors.request_summary(allocation_round=allocation_round)
+    context["can_adjust"] = allocation_round.status == Status.COMPUTED and not computing
+    if allocation_round.status in (Status.COMPUTED, Status.PUBLISHED):
+        round_pools = selectors.round_pool_list(allocation_round=allocation_round)
+        context["classes"] = selectors.round_result_summary(
+            allocation_round=allocation_round, round_pools=round_pools
+        )
+        context |= _results_context(request, allocation_round, round_pools, context["classes"])
+    else:
+        context["classes"] = []
     return render_page_or_partial(request, "allocations/round_detail.html", "progress", context)
+
+
+def _results_context(request, allocation_round, round_pools, classes=()) -> dict:
+    form = ResultFilterForm(
+        request.GET or None, round_pools=round_pools, gpu_classes=[c.gpu_class for c in classes]
+    )
+    return {
+        "form": form,
+        "results": selectors.round_result_page(
+            allocation_round=allocation_round,
+            page_number=request.GET.get("page"),
+            per_page=RESULTS_PER_PAGE,
+            classes=classes or None,
+            **valid_filters(form),
+        ),
+        "querystring": querystring_without_page(request),
+    }
+
+
+@staff_required
+def round_results(request, round_id: int):
+    """The filtered, paginated result list of the round alone (what htmx swaps in when a filter or
+    a page changes); the round's page shows the same list under its totals."""
+    allocation_round = _get_round(round_id)
+    if allocation_round.status not in (Status.COMPUTED, Status.PUBLISHED):
+        raise Http404
+    round_pools = selectors.round_pool_list(allocation_round=allocation_round)
+    context = {
+        "round": allocation_round,
+        "can_adjust": allocation_round.status == Status.COMPUTED
+        and not selectors.round_is_computing(allocation_round),
+    } | _results_context(request, allocation_round, round_pools)
+    response = render(request, "allocations/round_detail.html#results", context)
+    patch_vary_headers(response, ("HX-Request",))
+    # The address bar shows the round's page with these filters (a reload shows the whole page).
+    detail = reverse("allocations:round-detail", args=[allocation_round.pk])
+    given = urlencode([(key, value) for key, value in request.GET.items() if value])
+    response["HX-Push-Url"] = f"{detail}?{given}" if given else detail
+    return response
 
 
 def _round_actions() -> dict:

@@ -1,6 +1,6 @@
 """Read queries for onboarding. Each list has a fixed number of queries whatever its length."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from apps.organizations.models import (
@@ -65,15 +65,35 @@ def invitation_pending_for_user(*, user) -> QuerySet[Invitation]:
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
-    """The user's organizations with their membership, home provider, people count and the
-    user's own roles (prefetched into ``my_roles``)."""
+    """The user's organizations, by name, with their membership and home provider. What each row
+    shows about people and roles is added to a page of them by ``organization_rows_for_user``."""
     return (
         Organization.objects.filter(pk__in=OrgRole.objects.filter(user=user).values("organization_id"))
         .select_related("membership", "home_provider")
-        .annotate(people_count=Count("roles__user", distinct=True))
-        .prefetch_related(Prefetch("roles", queryset=OrgRole.objects.filter(user=user), to_attr="my_roles"))
-        .order_by("name_en")
+        .order_by("name_en", "pk")
     )
+
+
+def organization_rows_for_user(organizations, *, user) -> list[Organization]:
+    """Add ``people_count`` and the user's own roles (``my_roles``, in the order of the role
+    choices) to a page of the user's organizations: one query over the page's organizations only,
+    not over all of the user's."""
+    rows = list(organizations)
+    per_role = {role: Count("pk", filter=Q(user=user, role=role)) for role in OrgRole.Role.values}
+    figures = {
+        row["organization_id"]: row
+        for row in OrgRole.objects.filter(organization_id__in=[org.pk for org in rows])
+        .order_by()
+        .values("organization_id")
+        .annotate(people=Count("user_id", distinct=True), **{f"as_{r}": c for r, c in per_role.items()})
+    }
+    for org in rows:
+        row = figures.get(org.pk, {})
+        org.people_count = row.get("people", 0)
+        org.my_roles = [
+            OrgRole(organization=org, user=user, role=role) for role in per_role if row.get(f"as_{role}")
+        ]
+    return rows
 
 
 def application_list_for_user(*, user) -> QuerySet[MembershipApplication]:

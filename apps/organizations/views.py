@@ -24,6 +24,8 @@ from apps.organizations.forms import (
 )
 from apps.organizations.models import MembershipApplication, OrgRole, ParticipationTerms
 
+DASHBOARD_ORGS_PAGE_SIZE = 25  # the dashboard's list of the user's organizations
+
 
 def staff_required(view):
     """Secretariat-only views answer 404 to everybody else: they do not exist for them."""
@@ -111,14 +113,25 @@ def organization_detail(request, slug: str):
 @login_required
 def dashboard(request):
     user = request.user
+    page = Paginator(selectors.organization_list_for_user(user=user), DASHBOARD_ORGS_PAGE_SIZE).get_page(
+        request.GET.get("orgs_page")
+    )
     context = {
-        "organizations": selectors.organization_list_for_user(user=user),
+        "organizations": selectors.organization_rows_for_user(page, user=user),
+        "orgs_page": page,
+        "orgs_querystring": _querystring_without(request, "orgs_page"),
         "applications": selectors.application_list_for_user(user=user)[:20],
         "invitations": selectors.invitation_pending_for_user(user=user),
     }
     if user.is_staff:
         context["queue_counts"] = selectors.application_status_counts()
     return render(request, "organizations/dashboard.html", context)
+
+
+def _querystring_without(request, key: str) -> str:
+    params = request.GET.copy()
+    params.pop(key, None)
+    return params.urlencode()
 
 
 def _get_private_org(request, slug: str):

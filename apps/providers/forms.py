@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.db.models import Q
+from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 
 from apps.providers import selectors
@@ -59,9 +61,47 @@ class PeriodChoiceField(forms.ModelChoiceField):
         )
 
 
+class OrganizationSearchInput(forms.TextInput):
+    """A text input for an organization's slug that offers the matching organizations as the user
+    types: htmx fills the page's ``<datalist id="organization-options">`` from the search endpoint
+    (the browser's own suggestion list, usable with the keyboard). Without JavaScript one types the
+    slug or the exact name, or finds it on the search page, which links back with it filled in."""
+
+    def __init__(self, attrs=None):
+        super().__init__(
+            {
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "list": "organization-options",
+                "hx-get": reverse_lazy("providers:grant-org-search"),
+                "hx-trigger": "input changed delay:250ms, focus once",
+                "hx-target": "#organization-options",
+                "hx-swap": "innerHTML",
+                **(attrs or {}),
+            }
+        )
+
+
 class OrganizationChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj) -> str:
-        return f"{obj.display_name} ({obj.slug})"
+    """An organization with an active membership, by its slug or its exact (Japanese or English)
+    name; validated on the server whatever the browser offered."""
+
+    widget = OrganizationSearchInput
+
+    def to_python(self, value):
+        value = (value or "").strip()
+        if value in self.empty_values:
+            return None
+        organization = self.queryset.filter(slug=value).first() if len(value) <= 80 else None
+        if organization is None:
+            named = list(self.queryset.filter(Q(name_ja__iexact=value) | Q(name_en__iexact=value))[:2])
+            organization = named[0] if len(named) == 1 else None
+        if organization is None:
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return organization
+
+    def prepare_value(self, value):
+        return getattr(value, "slug", value)
 
 
 class GrantCreateForm(forms.Form):
@@ -69,8 +109,13 @@ class GrantCreateForm(forms.Form):
         label=_("Organization"),
         queryset=None,
         to_field_name="slug",
-        empty_label=_("Choose an organization"),
-        help_text=_("Only organizations with an active membership can be granted quota."),
+        help_text=_(
+            "Type a few letters of the name and choose from the suggestions, or type the organization's "
+            "slug. Only organizations with an active membership can be granted quota."
+        ),
+        error_messages={
+            "invalid_choice": _("No organization with an active membership has this slug or name."),
+        },
     )
     period = PeriodChoiceField(
         label=_("Pool and period"), queryset=None, empty_label=_("Choose a pool period")

@@ -272,16 +272,20 @@ def grant_list(
     pool: str = "",
     organization: str = "",
     q: str = "",
+    with_sync: bool = True,
 ) -> QuerySet[QuotaGrant]:
     """Grants for the secretariat, newest first, with ``used_hours`` and ``sync_state``.
 
     ``provider``, ``pool`` and ``organization`` are slugs / pool codes; ``q`` searches the
-    organization's names, the pool and the grant id."""
-    qs = _with_sync(QuotaGrant.objects.select_related("organization", "pool__provider", "period"))
+    organization's names, the pool and the grant id. ``with_sync=False`` (a page, whose rows get
+    their figures from ``grant_rows_with_usage``) leaves out the per-grant subqueries."""
+    qs = QuotaGrant.objects.select_related("organization", "pool__provider", "period")
+    if with_sync:
+        qs = _with_sync(qs)
     if state:
         qs = qs.filter(state=state)
     if sync:
-        qs = qs.filter(sync_state=sync)
+        qs = qs.filter(pk__in=_with_sync(QuotaGrant.objects.order_by()).filter(sync_state=sync).values("pk"))
     if provider:
         qs = qs.filter(pool__provider__slug=provider)
     if pool:
@@ -345,18 +349,36 @@ def grant_history(*, grant: QuotaGrant, limit: int = 50) -> GrantHistory:
     )
 
 
-def grant_list_for_org(*, organization: Organization) -> QuerySet[QuotaGrant]:
-    """An organization's grants, newest period first, annotated as ``grant_list``."""
-    return _with_sync(
-        QuotaGrant.objects.filter(organization=organization).select_related("pool__provider", "period")
-    ).order_by("-valid_from", "-id")
+def grant_list_for_org(*, organization: Organization, with_sync: bool = True) -> QuerySet[QuotaGrant]:
+    """An organization's grants, newest period first, annotated as ``grant_list`` (unless
+    ``with_sync=False``, for a page)."""
+    qs = QuotaGrant.objects.filter(organization=organization).select_related("pool__provider", "period")
+    return (_with_sync(qs) if with_sync else qs).order_by("-valid_from", "-id")
+
+
+SYNC_FIELDS = ("used_hours", "outbox_attempts", "sync_state")
 
 
 def grant_rows_with_usage(grants) -> list[QuotaGrant]:
     """Add ``usage_pct`` (used as a percent of granted), ``over_quota`` and ``sync_label`` to each
-    grant of a page (grants annotated by the selectors above)."""
+    grant of a page. Grants listed without their sync figures (``with_sync=False``) get them here,
+    in one query over the page's grants only: a page of 50 costs the same whatever the list's
+    length or the page's number (an annotated OFFSET query computes them for every skipped row)."""
     rows = list(grants)
+    missing = [grant.pk for grant in rows if not hasattr(grant, "sync_state")]
+    if missing:
+        figures = {
+            row["pk"]: row
+            for row in _with_sync(QuotaGrant.objects.filter(pk__in=missing)).values("pk", *SYNC_FIELDS)
+        }
+        for grant in rows:
+            if grant.pk in figures:
+                for name in SYNC_FIELDS:
+                    setattr(grant, name, figures[grant.pk][name])
+    states, sources = dict(QuotaGrant.State.choices), dict(QuotaGrant.Source.choices)
     for grant in rows:
+        grant.state_label = states.get(grant.state, grant.state)  # get_state_display, once per page
+        grant.source_label = sources.get(grant.source, grant.source)
         grant.sync_label = SyncState.labels[grant.sync_state]
         grant.usage_pct = _percent(grant.used_hours, grant.gpu_hours)
         grant.over_quota = grant.used_hours > grant.gpu_hours
@@ -364,14 +386,18 @@ def grant_rows_with_usage(grants) -> list[QuotaGrant]:
 
 
 def grant_totals(queryset: QuerySet[QuotaGrant]) -> dict:
-    """Granted hours of live grants and hours used under any of ``queryset``'s grants."""
-    totals = queryset.order_by().aggregate(
+    """Granted hours of live grants and hours used under any of ``queryset``'s grants (two
+    aggregates: the usage is summed from the monthly roll-ups of the grants, not per grant)."""
+    plain = queryset.order_by().values("pk")  # the grants, without any per-grant annotation
+    totals = QuotaGrant.objects.filter(pk__in=plain).aggregate(
         granted=Coalesce(
             Sum("gpu_hours", filter=Q(state__in=QuotaGrant.LIVE_STATES)), Value(ZERO), output_field=HOURS
         ),
         live=Count("pk", filter=Q(state__in=QuotaGrant.LIVE_STATES)),
-        used=Coalesce(Sum("used_hours"), Value(ZERO), output_field=HOURS),
     )
+    totals["used"] = UsageMonth.objects.filter(grant_id__in=plain).aggregate(
+        used=Coalesce(Sum("gpu_hours"), Value(ZERO), output_field=HOURS)
+    )["used"]
     totals["usage_pct"] = _percent(totals["used"], totals["granted"])
     return totals
 
@@ -380,14 +406,20 @@ def sync_state_counts(queryset: QuerySet[QuotaGrant]) -> list[tuple[str, str, in
     """(value, label, count) for each sync state of ``queryset``'s grants, in SyncState order.
 
     Same rules as ``_with_sync`` (worst state wins) but from the few grants that are *not* in sync
-    (failed, with an undelivered outbox row, with an open drift, or on their way): a handful of
-    indexed queries instead of a CASE with subqueries over every grant."""
+    (failed, with an undelivered outbox row, with an open drift, or on their way): four indexed
+    queries instead of a CASE with subqueries over every grant."""
     scope = queryset.order_by().values("pk")
-    failing = set(queryset.filter(state=GState.FAILED).values_list("pk", flat=True)) | set(
-        GrantOutbox.objects.filter(
-            grant__in=scope, state__in=UNSETTLED, attempts__gte=settings.OUTBOX_FAILING_AFTER_ATTEMPTS
-        ).values_list("grant_id", flat=True)
+    unsettled = list(
+        GrantOutbox.objects.filter(grant__in=scope, state__in=UNSETTLED).values_list("grant_id", "attempts")
     )
+    by_state = list(
+        queryset.order_by()
+        .filter(state__in=[GState.FAILED, GState.PENDING, GState.SENT, GState.REVOKING])
+        .values_list("pk", "state")
+    )
+    failing = {pk for pk, state in by_state if state == GState.FAILED} | {
+        grant_id for grant_id, attempts in unsettled if attempts >= settings.OUTBOX_FAILING_AFTER_ATTEMPTS
+    }
     drifted = (
         set(
             GrantDrift.objects.filter(grant__in=scope, resolved_at__isnull=True).values_list(
@@ -397,21 +429,8 @@ def sync_state_counts(queryset: QuerySet[QuotaGrant]) -> list[tuple[str, str, in
         - failing
     )
     sending = (
-        (
-            set(
-                GrantOutbox.objects.filter(grant__in=scope, state__in=UNSETTLED).values_list(
-                    "grant_id", flat=True
-                )
-            )
-            | set(
-                queryset.filter(state__in=[GState.PENDING, GState.SENT, GState.REVOKING]).values_list(
-                    "pk", flat=True
-                )
-            )
-        )
-        - failing
-        - drifted
-    )
+        {grant_id for grant_id, _ in unsettled} | {pk for pk, state in by_state if state != GState.FAILED}
+    ) - (failing | drifted)
     total = queryset.order_by().count()
     counts = {
         SyncState.FAILING: len(failing),
@@ -423,10 +442,10 @@ def sync_state_counts(queryset: QuerySet[QuotaGrant]) -> list[tuple[str, str, in
 
 
 def grant_list_for_provider(
-    *, provider: Provider, state: str = "", sync: str = "", q: str = ""
+    *, provider: Provider, state: str = "", sync: str = "", q: str = "", with_sync: bool = True
 ) -> QuerySet[QuotaGrant]:
     """Grants on a provider's pools, for its operator (annotated as ``grant_list``)."""
-    return grant_list(state=state, sync=sync, q=q).filter(pool__provider=provider)
+    return grant_list(state=state, sync=sync, q=q, with_sync=with_sync).filter(pool__provider=provider)
 
 
 # --- Drifts -------------------------------------------------------------------------------------
@@ -470,4 +489,19 @@ def period_list_for_granting() -> QuerySet[PoolPeriod]:
 
 
 def organization_list_for_granting() -> QuerySet[Organization]:
-    return Organization.objects.filter(membership__status=Membership.Status.ACTIVE).order_by("name_en")
+    return Organization.objects.filter(membership__status=Membership.Status.ACTIVE).order_by("name_en", "pk")
+
+
+def organization_search_for_granting(*, q: str, limit: int = 20) -> list[Organization]:
+    """At most ``limit`` organizations that can be granted quota whose names or slug contain ``q``
+    (those whose name or slug starts with it first); nothing for an empty ``q``. One query."""
+    q = q.strip()
+    if not q:
+        return []
+    starts = Q(name_ja__istartswith=q) | Q(name_en__istartswith=q) | Q(slug__istartswith=q)
+    return list(
+        organization_list_for_granting()
+        .filter(Q(name_ja__icontains=q) | Q(name_en__icontains=q) | Q(slug__icontains=q))
+        .annotate(starts=Case(When(starts, then=Value(0)), default=Value(1), output_field=IntegerField()))
+        .order_by("starts", "name_en", "pk")[:limit]
+    )

@@ -11,6 +11,7 @@ urlpatterns = [
     path("secretariat/providers/<slug:slug>/reconcile/", views.provider_reconcile, name="provider-reconcile"),
     path("secretariat/grants/", views.grant_list, name="grant-list"),
     path("secretariat/grants/new/", views.grant_create, name="grant-create"),
+    path("secretariat/grants/new/organizations/", views.grant_org_search, name="grant-org-search"),
     path("secretariat/grants/<uuid:public_id>/", views.grant_detail, name="grant-detail"),
     path("secretariat/grants/<uuid:public_id>/resend/", views.grant_resend, name="grant-resend"),
     path("secretariat/grants/<uuid:public_id>/revoke/", views.grant_revoke, name="grant-revoke"),

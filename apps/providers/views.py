@@ -28,6 +28,7 @@ from apps.providers.forms import (
 from apps.providers.models import QuotaGrant
 
 PAGE_SIZE = 50
+ORG_SUGGESTIONS = 20
 
 
 def _page(request, queryset):
@@ -55,7 +56,7 @@ def provider_detail(request, slug: str):
     provider = selectors.provider_get_with_health(slug=slug)
     if provider is None:
         raise Http404
-    grants = selectors.grant_list_for_provider(provider=provider)
+    grants = selectors.grant_list_for_provider(provider=provider, with_sync=False)
     return render(
         request,
         "providers/provider_detail.html",
@@ -107,7 +108,7 @@ def provider_reconcile(request, slug: str):
 @staff_required
 def grant_list(request):
     form = GrantFilterForm(request.GET or None)
-    grants = selectors.grant_list(**_filters(form))
+    grants = selectors.grant_list(**_filters(form), with_sync=False)
     page = _page(request, grants)
     return render_page_or_partial(
         request,
@@ -117,7 +118,9 @@ def grant_list(request):
             "form": form,
             "page": page,
             "grants": selectors.grant_rows_with_usage(page),
-            "sync_counts": [] if request.htmx else selectors.sync_state_counts(selectors.grant_list()),
+            "sync_counts": []
+            if request.htmx
+            else selectors.sync_state_counts(selectors.grant_list(with_sync=False)),
             "querystring": _querystring(request),
         },
     )
@@ -225,6 +228,17 @@ def grant_create(request):
     return render(request, "providers/grant_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
+@staff_required
+def grant_org_search(request):
+    """The organizations a grant can be made for, by name or slug: the ``<option>``s of the grant
+    form's suggestion list for htmx, or a plain page of links back to the form."""
+    q = (request.GET.get("q") or request.GET.get("organization") or "")[:100]
+    organizations = selectors.organization_search_for_granting(q=q, limit=ORG_SUGGESTIONS)
+    return render_page_or_partial(
+        request, "providers/grant_org_search.html", "options", {"q": q, "organizations": organizations}
+    )
+
+
 # --- Secretariat: drifts ------------------------------------------------------------------------
 
 
@@ -308,7 +322,7 @@ def org_grants(request, slug: str):
     organization = org_selectors.organization_get_by_slug(slug=slug)
     if organization is None or not request.user.has_perm("providers.view_org_grants", organization):
         raise Http404
-    grants = selectors.grant_list_for_org(organization=organization)
+    grants = selectors.grant_list_for_org(organization=organization, with_sync=False)
     page = _page(request, grants)
     return render(
         request,
@@ -332,8 +346,10 @@ def provider_console(request, slug: str):
     if provider is None or not request.user.has_perm("providers.view_provider_console", provider):
         raise Http404
     form = ConsoleFilterForm(request.GET or None)
-    all_grants = selectors.grant_list_for_provider(provider=provider)
-    page = _page(request, selectors.grant_list_for_provider(provider=provider, **_filters(form)))
+    all_grants = selectors.grant_list_for_provider(provider=provider, with_sync=False)
+    page = _page(
+        request, selectors.grant_list_for_provider(provider=provider, with_sync=False, **_filters(form))
+    )
     return render_page_or_partial(
         request,
         "providers/provider_console.html",

@@ -146,7 +146,9 @@ def _round(user, params):
 def _round_results(user, params) -> QuerySet | None:
     from django.db.models import OuterRef, Subquery
 
-    from apps.allocations.models import RoundResult, RoundWeight
+    from apps.allocations import selectors
+    from apps.allocations.forms import ResultFilterForm
+    from apps.allocations.models import RoundWeight
 
     allocation_round = _round(user, params)
     if allocation_round is None:
@@ -154,11 +156,13 @@ def _round_results(user, params) -> QuerySet | None:
     weight = RoundWeight.objects.filter(round=allocation_round, organization=OuterRef("organization")).values(
         "weight"
     )[:1]
+    form = ResultFilterForm(
+        params or None, round_pools=selectors.round_pool_list(allocation_round=allocation_round)
+    )
     return (
-        RoundResult.objects.filter(round=allocation_round)
+        selectors.round_result_rows(allocation_round=allocation_round, **_filters(form))
         .select_related("organization", "pool__provider")
         .annotate(weight=Subquery(weight))
-        .order_by("gpu_class", "organization__slug", "pool__code")
     )
 
 

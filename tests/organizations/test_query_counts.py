@@ -244,9 +244,18 @@ def test_dashboard_query_count_does_not_grow_with_organizations_applications_inv
         response = client.get(url)
     body = response.content.decode()
     orgs = list(response.context["organizations"])
-    assert len(orgs) == LARGE
+    assert len(orgs) == 25 and response.context["orgs_page"].paginator.count == LARGE  # paginated
     assert all(org.name_ja in body for org in orgs)
     assert all(len(org.my_roles) in (1, 2) for org in orgs)
+    for org in orgs:  # the roles and people shown are the page's organizations' own
+        assert sorted(r.role for r in org.my_roles) == sorted(
+            OrgRole.objects.filter(organization=org, user=user).values_list("role", flat=True)
+        )
+        assert org.people_count == OrgRole.objects.filter(organization=org).values("user").distinct().count()
+    with django_assert_num_queries(n_small):  # the last page too
+        last = client.get(url, {"orgs_page": 999})
+    assert len(last.context["organizations"]) == LARGE % 25 or 25
+    assert last.context["orgs_page"].number == 8
     assert len(response.context["applications"]) == 20  # the dashboard shows the latest 20
     assert len(response.context["invitations"]) == LARGE
     assert body.count('<div class="card">') == LARGE
