@@ -231,6 +231,10 @@ CELERY_BEAT_SCHEDULE = {
     "providers-usage-pull": {"task": "apps.providers.tasks.usage_pull_all_task", "schedule": 300.0},
     "exports-housekeeping": {"task": "apps.reports.tasks.export_housekeeping_task", "schedule": 600.0},
     "audit-checkpoint": {"task": "apps.governance.tasks.audit_checkpoint_send_task", "schedule": 600.0},
+    "audit-verify": {
+        "task": "apps.governance.tasks.audit_verification_run_task",
+        "schedule": crontab(hour=3, minute=30),  # daily, against every provider's checkpoints
+    },
     "grants-report-reminders": {
         "task": "apps.grants.tasks.report_reminders_task",
         "schedule": crontab(hour=8, minute=0),

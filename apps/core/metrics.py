@@ -125,9 +125,7 @@ class PortalCollector:
             "Usage records stored, by the provider of the grant's pool.",
             labels=["provider"],
         )
-        usage = (
-            UsageMonth.objects.values("grant__pool__provider__slug").annotate(n=Sum("records")).order_by()
-        )
+        usage = UsageMonth.objects.values("grant__pool__provider__slug").annotate(n=Sum("records")).order_by()
         for row in usage:
             accepted.add_metric([row["grant__pool__provider__slug"]], row["n"] or 0)
         yield accepted
@@ -144,6 +142,23 @@ class PortalCollector:
         for status in ExportJob.Status.values:
             exports.add_metric([status], counts.get(status, 0))
         yield exports
+
+        from apps.governance.selectors import audit_verification_last_finished
+
+        verification = audit_verification_last_finished()
+        verdict = GaugeMetricFamily(
+            "portal_audit_chain_intact",
+            "Last verification of the audit chain against the providers' checkpoints: 1 intact, "
+            "0.5 intact but some providers unreadable, 0 broken, -1 never verified.",
+        )
+        outcome_value = {"intact": 1, "incomplete": 0.5, "broken": 0}
+        verdict.add_metric([], outcome_value.get(verification.outcome, -1) if verification else -1)
+        yield verdict
+        yield GaugeMetricFamily(
+            "portal_audit_chain_verified_age_seconds",
+            "Seconds since the last finished verification of the audit chain (-1 when none).",
+            value=(timezone.now() - verification.finished_at).total_seconds() if verification else -1,
+        )
 
         health = delivery_health()
         yield GaugeMetricFamily(

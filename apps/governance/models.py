@@ -102,3 +102,45 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return self.last_hash
+
+
+class AuditVerification(models.Model):
+    """One run of the chain verification against the providers' checkpoints (beat, or a staff
+    member's "verify now"), kept so staff pages, the health check and the metrics can show the
+    latest verdict without walking the chain or calling providers inside a request."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", _("Running")
+        INTACT = "intact", _("Intact")
+        INCOMPLETE = "incomplete", _("Intact, some providers unreadable")
+        BROKEN = "broken", _("Broken")
+
+    started_at = models.DateTimeField(_("started at"), db_index=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices, default=Outcome.RUNNING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    events_checked = models.BigIntegerField(_("events checked"), default=0)
+    checkpoints_checked = models.IntegerField(_("checkpoints checked"), default=0)
+    reason = models.TextField(_("reason"), blank=True)
+    problems = models.JSONField(_("checkpoint problems"), default=list, blank=True)
+    unreachable = models.JSONField(_("unreachable providers"), default=list, blank=True)
+    providers_checked = models.JSONField(_("providers checked"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("audit chain verification")
+        verbose_name_plural = _("audit chain verifications")
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+    @property
+    def is_broken(self) -> bool:
+        return self.outcome == self.Outcome.BROKEN

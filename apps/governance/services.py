@@ -1,13 +1,15 @@
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from apps.governance.models import GENESIS_HASH, AuditChainHead, AuditEvent
+from apps.governance.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditVerification
 
 logger = logging.getLogger(__name__)
 
@@ -174,3 +176,59 @@ def audit_chain_verify(*, chunk_size: int = 2000, check_providers: bool = False)
             walk_complete=walk_complete,
         )
     return report
+
+
+# --- stored verifications ----------------------------------------------------------------------------
+VERIFICATION_RUNNING_FOR = 30 * 60  # seconds after which a "running" verification counts as lost
+
+
+def audit_verification_request(*, actor) -> AuditVerification:
+    """Staff's "verify now": record a run and leave the walk and the provider calls to a worker.
+    A verification already running (and not lost) is returned instead of starting a second one."""
+    from apps.governance.tasks import audit_verification_run_task
+
+    with transaction.atomic():
+        since = timezone.now() - timedelta(seconds=VERIFICATION_RUNNING_FOR)
+        running = AuditVerification.objects.filter(
+            outcome=AuditVerification.Outcome.RUNNING, started_at__gte=since
+        ).first()
+        if running is not None:
+            return running
+        verification = AuditVerification.objects.create(started_at=timezone.now(), requested_by=actor)
+        transaction.on_commit(partial(audit_verification_run_task.delay, verification.pk))
+    return verification
+
+
+def audit_verification_run(*, verification_id: int | None = None) -> AuditVerification:
+    """Walk the chain, compare it with every provider's checkpoints and store the verdict (the
+    beat task passes no id and gets a new row)."""
+    if verification_id is None:
+        verification = AuditVerification.objects.create(started_at=timezone.now())
+    else:
+        verification = AuditVerification.objects.get(pk=verification_id)
+        if verification.outcome != AuditVerification.Outcome.RUNNING:
+            return verification  # a retried task: the verdict is already stored
+    report = audit_chain_verify(check_providers=True)
+    if not report.ok:
+        outcome = AuditVerification.Outcome.BROKEN
+    elif not report.complete:
+        outcome = AuditVerification.Outcome.INCOMPLETE
+    else:
+        outcome = AuditVerification.Outcome.INTACT
+    reason = report.reason
+    if report.broken_event_id:
+        reason = f"event #{report.broken_event_id}: {reason}"
+    verification.outcome = outcome
+    verification.finished_at = timezone.now()
+    verification.events_checked = report.checked
+    verification.checkpoints_checked = report.checkpoints_checked
+    verification.reason = reason
+    verification.problems = list(report.checkpoint_problems)
+    verification.unreachable = list(report.unreachable)
+    verification.providers_checked = list(report.providers_checked)
+    verification.save()
+    if outcome == AuditVerification.Outcome.BROKEN:
+        logger.error(
+            "audit chain verification %s failed: %s %s", verification.pk, reason, report.checkpoint_problems
+        )
+    return verification

@@ -17,5 +17,6 @@ urlpatterns = [
     path("secretariat/usage/", views.usage_months, name="usage-months"),
     path("secretariat/usage/records/", views.usage_records, name="usage-records"),
     path("secretariat/audit/", views.audit_log, name="audit-log"),
+    path("secretariat/audit/verify/", views.audit_verify, name="audit-verify"),
     path("orgs/<slug:slug>/usage/", views.org_usage, name="org-usage"),
 ]

@@ -11,6 +11,7 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError
 from apps.core.http import querystring_without_page, render_page_or_partial, valid_filters
@@ -361,9 +362,29 @@ def audit_log(request):
 
     form = AuditFilterForm(request.GET or None)
     page = Paginator(selectors.audit_event_list(**_valid(form)), PAGE_SIZE).get_page(request.GET.get("page"))
+    from apps.governance.selectors import audit_verification_latest
+
     return render_page_or_partial(
         request,
         "reports/audit_log.html",
         "results",
-        {"form": form, "page": page, "querystring": _query(request)},
+        {
+            "form": form,
+            "page": page,
+            "querystring": _query(request),
+            "verification": audit_verification_latest(),
+        },
     )
+
+
+@staff_required
+@require_POST
+def audit_verify(request):
+    """Staff's "verify now": a worker walks the chain and compares it with every provider's
+    checkpoints; the audit log page shows the verdict."""
+    from apps.governance.services import audit_verification_request
+
+    verification = audit_verification_request(actor=request.user)
+    if verification.outcome == verification.Outcome.RUNNING:
+        messages.info(request, _("The audit chain is being verified against every provider's checkpoints."))
+    return redirect("reports:audit-log")
