@@ -4,6 +4,14 @@ CSV is UTF-8 with a byte-order mark (so that Excel opens Japanese text correctly
 ends; numbers are written plainly (``1234.50``), dates as ``YYYY-MM-DD`` and times in Asia/Tokyo as
 ``YYYY-MM-DD HH:MM:SS``. XLSX uses openpyxl's write-only mode: rows go to a temporary file as they
 come, numbers are number cells, dates and times are date cells with a format.
+
+Text is what users typed (an organization's name, a title, a reason), so every text cell of every
+export goes through ``cell_text`` here, and nowhere else needs to think of it: characters XML cannot
+hold become U+FFFD (an old row with a control character never makes an export fail), and a text
+that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return first)
+is neutralised: in CSV with a leading apostrophe, in XLSX as a string cell marked as text
+(``quotePrefix``), never a formula cell. Numbers stay number cells, a negative one too; a string in a
+number column is treated as text.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
+
+from apps.core.text import escape_formula, formula_like, sanitize_cell_text
 
 BOM = "\ufeff"
 TEXT, INT, DECIMAL, DATE, DATETIME = "text", "int", "decimal", "date", "datetime"
@@ -32,6 +42,21 @@ class Column:
     get: Callable[..., Any]
     kind: str = TEXT
     paths: tuple = ()
+
+
+_NUMBERS = (int, float, Decimal)
+
+
+def cell_text(value) -> str:
+    """A text cell's content: characters XML cannot hold replaced (see the module's docstring)."""
+    return sanitize_cell_text(value if isinstance(value, str) else str(value))
+
+
+def csv_text(value) -> str:
+    """A value of a text column as CSV text: numbers plainly, text made safe for spreadsheets."""
+    if isinstance(value, _NUMBERS) and not isinstance(value, bool):
+        return format(value, "f") if isinstance(value, Decimal) else str(value)
+    return escape_formula(cell_text(value))
 
 
 def value_rows(columns: list[Column], rows) -> Iterator[list]:
@@ -61,9 +86,7 @@ def csv_value(value, kind: str) -> str:
         return _local(value).strftime("%Y-%m-%d %H:%M:%S")
     if kind == DATE and isinstance(value, datetime.date):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
+    return csv_text(value)
 
 
 class _Echo:
@@ -77,11 +100,15 @@ def _csv_formatter(kind: str, tz) -> Callable[[Any], str]:
     """A function that formats one column's values (chosen once per column, not per value)."""
     if kind == DATETIME:
         return lambda v: (
-            "" if v is None else (v.astimezone(tz) if v.tzinfo else v).strftime("%Y-%m-%d %H:%M:%S")
+            ""
+            if v is None
+            else (v.astimezone(tz) if v.tzinfo else v).strftime("%Y-%m-%d %H:%M:%S")
+            if isinstance(v, datetime.datetime)
+            else csv_text(v)
         )
     if kind == DATE:
-        return lambda v: "" if v is None else v.isoformat()
-    return lambda v: "" if v is None else (format(v, "f") if isinstance(v, Decimal) else str(v))
+        return lambda v: "" if v is None else (v.isoformat() if isinstance(v, datetime.date) else csv_text(v))
+    return lambda v: "" if v is None else csv_text(v)
 
 
 def csv_lines(columns: list[Column], rows) -> Iterator[str]:
@@ -99,13 +126,9 @@ def xlsx_value(value, kind: str):
         return None
     if kind == DATETIME and isinstance(value, datetime.datetime):
         return _local(value).replace(tzinfo=None)  # Excel has no time zones: Tokyo wall time
-    if kind in (INT, DECIMAL, DATE):
+    if kind in (INT, DECIMAL, DATE) and not isinstance(value, str):
         return value
-    return str(value)
-
-
-def _same(value):
-    return value
+    return cell_text(value)
 
 
 def write_xlsx(path, columns: list[Column], rows, *, title: str, on_row=None) -> int:
@@ -127,14 +150,29 @@ def write_xlsx(path, columns: list[Column], rows, *, title: str, on_row=None) ->
     sheet.append(header)
     tz = timezone.get_current_timezone()
 
-    def naive_tokyo(v):  # Excel has no time zones: the wall time in Japan
-        return None if v is None else (v.astimezone(tz).replace(tzinfo=None) if v.tzinfo else v)
-
     def text(v):
-        return None if v is None else str(v)
+        if v is None:
+            return None
+        if isinstance(v, _NUMBERS) and not isinstance(v, bool):
+            return v  # a number in a text column is a number cell
+        content = cell_text(v)
+        if not formula_like(content):
+            return content
+        cell = WriteOnlyCell(sheet, value=content)  # openpyxl makes "=…" a formula: undo that
+        cell.data_type = "s"
+        cell.quotePrefix = True  # what Excel itself stores for text typed after an apostrophe
+        return cell
+
+    def naive_tokyo(v):  # Excel has no time zones: the wall time in Japan
+        if isinstance(v, datetime.datetime):
+            return v.astimezone(tz).replace(tzinfo=None) if v.tzinfo else v
+        return text(v)
+
+    def same_unless_text(v):
+        return text(v) if isinstance(v, str) else v
 
     converters = [
-        naive_tokyo if c.kind == DATETIME else (_same if c.kind in (INT, DECIMAL, DATE) else text)
+        naive_tokyo if c.kind == DATETIME else (same_unless_text if c.kind in (INT, DECIMAL, DATE) else text)
         for c in columns
     ]
     count = 0
