@@ -87,24 +87,55 @@ def serializer_field_multiline(field) -> bool:
     return (getattr(field, "style", None) or {}).get("base_template") == "textarea.html"
 
 
-def _patch_run_validators(cls, is_multiline, convert=None) -> None:
-    """After a field's own validators, the control-character check, multi-line or not as the field
-    is rendered *now* (a form may swap a widget after the field was built)."""
+def _check(field, value, is_multiline) -> None:
+    (validate_multi_line_text if is_multiline(field) else validate_single_line_text)(value)
+
+
+def _patch_form_fields(cls) -> None:
+    """After a form field's own validators (their errors and this one are reported together), the
+    control-character check, multi-line or not as the field is rendered *now* (a form may swap a
+    widget after the field was built)."""
     original = cls.run_validators
     if getattr(original, "_control_characters", False):
         return
 
     @functools.wraps(original)
     def run_validators(self, value):
-        original(self, value)
-        validator = validate_multi_line_text if is_multiline(self) else validate_single_line_text
-        if convert is None:
-            validator(value)
-            return
+        errors = []
+        for check in (lambda: original(self, value), lambda: _check(self, value, form_field_multiline)):
+            try:
+                check()
+            except ValidationError as exc:
+                errors.extend(exc.error_list)
+        if errors:
+            raise ValidationError(errors)
+
+    run_validators._control_characters = True
+    cls.run_validators = run_validators
+
+
+def _patch_serializer_fields(cls) -> None:
+    """The same for a DRF serializer field (its errors are DRF's, with their codes)."""
+    from rest_framework.exceptions import ValidationError as APIValidationError
+    from rest_framework.fields import get_error_detail
+
+    original = cls.run_validators
+    if getattr(original, "_control_characters", False):
+        return
+
+    @functools.wraps(original)
+    def run_validators(self, value):
+        details = []
         try:
-            validator(value)
+            original(self, value)
+        except APIValidationError as exc:
+            details.extend(exc.detail if isinstance(exc.detail, list) else [exc.detail])
+        try:
+            _check(self, value, serializer_field_multiline)
         except ValidationError as exc:
-            raise convert(exc) from None
+            details.extend(get_error_detail(exc))
+        if details:
+            raise APIValidationError(details)
 
     run_validators._control_characters = True
     cls.run_validators = run_validators
@@ -118,17 +149,12 @@ def install_text_validators() -> None:
     ``CoreConfig.ready``."""
     from django import forms
 
-    _patch_run_validators(forms.CharField, form_field_multiline)  # EmailField, SlugField … inherit it
+    _patch_form_fields(forms.CharField)  # EmailField, SlugField, URLField, JSONField … inherit it
     try:
         from rest_framework import serializers
-        from rest_framework.fields import get_error_detail
     except ImportError:  # pragma: no cover - DRF is a dependency; keep core importable without it
         return
-
-    def convert(exc):
-        return serializers.ValidationError(get_error_detail(exc))
-
-    _patch_run_validators(serializers.CharField, serializer_field_multiline, convert)
+    _patch_serializer_fields(serializers.CharField)  # EmailField, SlugField, RegexField … inherit it
 
 
 # --- text that goes into export files ----------------------------------------------------------------
