@@ -160,7 +160,7 @@ def install_text_validators() -> None:
 # --- text that goes into export files ----------------------------------------------------------------
 
 # What XML 1.0 cannot hold (openpyxl refuses it: one such character made an XLSX export answer 500).
-_XML_ILLEGAL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff{_SURROGATES}]")
+XML_ILLEGAL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff{_SURROGATES}]")
 REPLACEMENT = "\ufffd"
 
 # A cell whose text starts with one of these is a formula to Excel, LibreOffice or Google Sheets
@@ -168,11 +168,13 @@ REPLACEMENT = "\ufffd"
 # forms are included: Japanese input methods type them and some importers fold them.
 _FORMULA_SIGNS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _LEADING_BLANKS = " \t\r\n\u3000"
+# A text whose first character is none of these is never formula-like (the writers' fast path).
+MAYBE_FORMULA_FIRST = frozenset(_FORMULA_SIGNS) | frozenset(_LEADING_BLANKS)
 
 
 def sanitize_cell_text(value: str) -> str:
     """``value`` with each character XML cannot hold replaced by U+FFFD (never a failed export)."""
-    return _XML_ILLEGAL.sub(REPLACEMENT, value)
+    return XML_ILLEGAL.sub(REPLACEMENT, value)
 
 
 def formula_like(value: str) -> bool:

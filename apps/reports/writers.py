@@ -25,7 +25,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from apps.core.text import escape_formula, formula_like, sanitize_cell_text
+from apps.core.text import MAYBE_FORMULA_FIRST, XML_ILLEGAL, escape_formula, formula_like, sanitize_cell_text
 
 BOM = "\ufeff"
 TEXT, INT, DECIMAL, DATE, DATETIME = "text", "int", "decimal", "date", "datetime"
@@ -47,6 +47,9 @@ class Column:
 _NUMBERS = (int, float, Decimal)
 
 
+_has_illegal = XML_ILLEGAL.search
+
+
 def cell_text(value) -> str:
     """A text cell's content: characters XML cannot hold replaced (see the module's docstring)."""
     return sanitize_cell_text(value if isinstance(value, str) else str(value))
@@ -54,6 +57,10 @@ def cell_text(value) -> str:
 
 def csv_text(value) -> str:
     """A value of a text column as CSV text: numbers plainly, text made safe for spreadsheets."""
+    if type(value) is str:
+        if value and value[0] not in MAYBE_FORMULA_FIRST and _has_illegal(value) is None:
+            return value  # the common case, checked cheaply (a million cells per export)
+        return escape_formula(sanitize_cell_text(value))
     if isinstance(value, _NUMBERS) and not isinstance(value, bool):
         return format(value, "f") if isinstance(value, Decimal) else str(value)
     return escape_formula(cell_text(value))
@@ -153,6 +160,8 @@ def write_xlsx(path, columns: list[Column], rows, *, title: str, on_row=None) ->
     def text(v):
         if v is None:
             return None
+        if type(v) is str and v and v[0] not in MAYBE_FORMULA_FIRST and _has_illegal(v) is None:
+            return v  # the common case, checked cheaply
         if isinstance(v, _NUMBERS) and not isinstance(v, bool):
             return v  # a number in a text column is a number cell
         content = cell_text(v)
