@@ -18,6 +18,9 @@ from django.db import IntegrityError, models, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from apps.core.text import formula_like
@@ -313,3 +316,30 @@ def test_export_file_names_keep_only_plain_characters_of_the_query_string(staff_
 
     name = services.export_file_name(EXPORTS["round-results"], {"round": '7\r\n"x'}, "csv")
     assert name.startswith("round-results-round-7x-") and name.endswith(".csv")
+
+
+# --- any text at all ----------------------------------------------------------------------------------
+
+ANY_CHARACTER = st.characters(exclude_categories=())  # surrogates and controls included
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet=ANY_CHARACTER, max_size=12), min_size=1, max_size=8))
+def test_any_text_gives_a_safe_csv_and_a_safe_xlsx(texts):
+    columns = [Column(f"c{i}", f"c{i}", lambda r, i=i: r[i]) for i in range(len(texts))]
+    lines = "".join(csv_lines(columns, [texts]))
+    lines.encode("utf-8")  # no lone surrogate left: the stream can be sent
+    cells = list(csv.reader(io.StringIO(lines[1:])))[1]
+    for cell in cells:
+        assert not formula_like(cell) and not XML_ILLEGAL.search(cell)
+    handle = io.BytesIO()
+    write_xlsx(handle, columns, [texts], title="x")
+    assert_safe_xlsx(handle.getvalue(), columns)
+
+
+@given(st.text(alphabet=ANY_CHARACTER, max_size=30))
+def test_text_the_forms_accept_is_written_unchanged_into_xlsx(text):
+    from apps.core.text import forbidden_character, sanitize_cell_text
+
+    if forbidden_character(text, multiline=True) is None:
+        assert sanitize_cell_text(text) == text
