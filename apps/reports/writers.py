@@ -6,7 +6,7 @@ ends; numbers are written plainly (``1234.50``), dates as ``YYYY-MM-DD`` and tim
 come, numbers are number cells, dates and times are date cells with a format.
 
 Text is what users typed (an organization's name, a title, a reason), so every text cell of every
-export goes through ``cell_text`` here, and nowhere else needs to think of it: characters XML cannot
+export is made safe here, and nowhere else needs to think of it: characters XML cannot
 hold become U+FFFD (an old row with a control character never makes an export fail), and a text
 that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return first)
 is neutralised: in CSV with a leading apostrophe, in XLSX as a string cell marked as text
@@ -56,14 +56,13 @@ def cell_text(value) -> str:
 
 
 def csv_text(value) -> str:
-    """A value of a text column as CSV text: numbers plainly, text made safe for spreadsheets."""
+    """A value of a text column as CSV text: numbers plainly, formula-like text escaped. (What XML
+    cannot hold is replaced per line, by ``csv_lines``: one search per row, not per cell.)"""
     if type(value) is str:
-        if value and value[0] not in MAYBE_FORMULA_FIRST and _has_illegal(value) is None:
-            return value  # the common case, checked cheaply (a million cells per export)
-        return escape_formula(sanitize_cell_text(value))
+        return escape_formula(value) if value and value[0] in MAYBE_FORMULA_FIRST else value
     if isinstance(value, _NUMBERS) and not isinstance(value, bool):
         return format(value, "f") if isinstance(value, Decimal) else str(value)
-    return escape_formula(cell_text(value))
+    return escape_formula(str(value))
 
 
 def value_rows(columns: list[Column], rows) -> Iterator[list]:
@@ -93,7 +92,7 @@ def csv_value(value, kind: str) -> str:
         return _local(value).strftime("%Y-%m-%d %H:%M:%S")
     if kind == DATE and isinstance(value, datetime.date):
         return value.isoformat()
-    return csv_text(value)
+    return sanitize_cell_text(csv_text(value))
 
 
 class _Echo:
@@ -115,7 +114,13 @@ def _csv_formatter(kind: str, tz) -> Callable[[Any], str]:
         )
     if kind == DATE:
         return lambda v: "" if v is None else (v.isoformat() if isinstance(v, datetime.date) else csv_text(v))
-    return lambda v: "" if v is None else csv_text(v)
+    return _csv_text_cell
+
+
+def _csv_text_cell(v) -> str:
+    if v.__class__ is str:  # the common case first, without another call (millions of cells)
+        return escape_formula(v) if v and v[0] in MAYBE_FORMULA_FIRST else v
+    return "" if v is None else csv_text(v)
 
 
 def csv_lines(columns: list[Column], rows) -> Iterator[str]:
@@ -125,7 +130,10 @@ def csv_lines(columns: list[Column], rows) -> Iterator[str]:
     formatters = [_csv_formatter(c.kind, tz) for c in columns]
     yield BOM + writer.writerow([str(c.header) for c in columns])
     for values in value_rows(columns, rows):
-        yield writer.writerow([f(v) for f, v in zip(formatters, values, strict=True)])
+        line = writer.writerow([f(v) for f, v in zip(formatters, values, strict=True)])
+        # Quoting adds no such character and U+FFFD starts no formula: cleaning the line is
+        # cleaning each cell. (A lone surrogate would stop the stream's UTF-8 encoding halfway.)
+        yield line if _has_illegal(line) is None else sanitize_cell_text(line)
 
 
 def xlsx_value(value, kind: str):
