@@ -150,7 +150,11 @@ class _RequestFieldsMixin(serializers.Serializer):
         default=None,
         help_text="Optional guaranteed floor, at most the demand.",
     )
-    justification = serializers.CharField(max_length=5000, help_text="What the GPU-hours are for.")
+    justification = serializers.CharField(
+        max_length=5000,
+        help_text="What the GPU-hours are for.",
+        style={"base_template": "textarea.html"},  # multi-line: keeps line breaks (apps.core.text)
+    )
     eligible_pools = serializers.ListField(
         child=_PoolCodeField(),
         required=False,

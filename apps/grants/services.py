@@ -26,6 +26,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
+from apps.core.files import safe_upload_name
 from apps.core.permissions import has_perm
 from apps.core.validators import normalize_corporate_number, validate_corporate_number
 from apps.governance.services import audit_record
@@ -512,7 +513,10 @@ def attachment_add(*, application_id: int, actor, uploaded_file, now: datetime |
             _("Files may be at most %(mb)s MB.") % {"mb": MAX_ATTACHMENT_BYTES // (1024 * 1024)},
             code="too_large",
         )
-    name = (uploaded_file.name or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1][:200]
+    # A long name loses the end of its stem, never its extension (the type check reads it).
+    name = safe_upload_name(
+        uploaded_file.name, max_chars=Attachment._meta.get_field("original_name").max_length
+    )
     extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     uploaded_file.seek(0)
     head = uploaded_file.read(2048)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -34,8 +35,13 @@ def export_resolve(*, name: str, user, params):
     return export, queryset
 
 
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
 def export_file_name(export: Export, params, fmt: str) -> str:
-    stem = export.file_stem(params)
+    # The stem comes from the query string (``?round= 7`` and ``?call=7%0A`` pass ``int()``): only
+    # plain characters reach the file name and the Content-Disposition header.
+    stem = _UNSAFE_IN_FILE_NAME.sub("", export.file_stem(params))[:60].strip(".")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return f"{export.name}{'-' + stem if stem else ''}-{stamp}.{fmt}"
 

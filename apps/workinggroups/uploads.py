@@ -8,8 +8,10 @@ import zipfile
 from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
+from apps.core.files import safe_upload_name
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_NAME_CHARS = 255  # DocumentVersion.original_name
 
 # extension -> content type served back
 ALLOWED_TYPES = {
@@ -65,7 +67,8 @@ def _looks_like(ext: str, upload) -> bool:
 
 def validate_upload(upload) -> tuple[str, str]:
     """Check an uploaded file; return (safe original name, content type) or raise."""
-    name = os.path.basename(upload.name or "").strip()[:255]
+    # A long name loses the end of its stem, never its extension (the type check reads it).
+    name = safe_upload_name(upload.name, max_chars=MAX_NAME_CHARS)
     ext = os.path.splitext(name)[1].lower()
     if not name or ext not in ALLOWED_TYPES:
         raise ApplicationError(
