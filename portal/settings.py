@@ -197,6 +197,13 @@ _QUICK_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "in
 CELERY_BROKER_TRANSPORT_OPTIONS = _QUICK_RETRY
 CELERY_TASK_PUBLISH_RETRY_POLICY = _QUICK_RETRY
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu 5.7's Redis transport kills the worker when the broker goes away while it holds
+    # unacknowledged messages (acks_late, countdown retries); portal/broker.py fixes it.
+    CELERY_BROKER_TRANSPORT = "portal.broker:RedisTransport"
+# A worker keeps reconnecting through a broker outage of any length (Celery's default gives up, and
+# exits, after 100 attempts: about 50 minutes); the outbox sweeper re-sends what waited meanwhile.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "apps.providers.tasks.outbox_sweep_task", "schedule": 30.0},
     "providers-reconcile": {"task": "apps.providers.tasks.reconcile_all_task", "schedule": 600.0},
