@@ -302,7 +302,13 @@ PROVIDER_DEMO_SECRETS = not PRODUCTION
 PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=5.0)
 OUTBOX_BACKOFF_BASE = env.float("OUTBOX_BACKOFF_BASE", default=2.0)  # seconds; doubled per attempt
 OUTBOX_BACKOFF_MAX = env.float("OUTBOX_BACKOFF_MAX", default=600.0)
-OUTBOX_CLAIM_SECONDS = env.float("OUTBOX_CLAIM_SECONDS", default=60.0)  # a claim older than this is stale
+# The whole of one provider request (connect, send, every byte of the answer); 0 = 3 × the time-out.
+PROVIDER_HTTP_DEADLINE = env.float("PROVIDER_HTTP_DEADLINE", default=0.0)
+# A claim older than this is stale. Never shorter than the request deadline plus a margin
+# (apps.providers.services.claim_seconds), so a claim cannot expire while its request may still run.
+OUTBOX_CLAIM_SECONDS = env.float("OUTBOX_CLAIM_SECONDS", default=60.0)
+# A row enqueued less than this long ago is not enqueued again by the sweeper.
+OUTBOX_REENQUEUE_SECONDS = env.float("OUTBOX_REENQUEUE_SECONDS", default=120.0)
 OUTBOX_FAILING_AFTER_ATTEMPTS = 5  # shown as failing to staff from then on (still retried)
 
 # --- Portal -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ repeated delivery harmless at the provider.
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -24,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
 from apps.governance.services import audit_record, audit_record_many
-from apps.providers.adapters import ProviderError, get_adapter
+from apps.providers.adapters import ProviderError, QuotaState, get_adapter, provider_http_deadline
 from apps.providers.models import (
     DeliveryAttempt,
     GrantDrift,
@@ -76,12 +77,30 @@ def grant_payload(grant: QuotaGrant) -> dict:
 def _enqueue_delivery(outbox_id: int) -> None:
     """After commit: hand the row to a worker. If the broker is down the row stays pending and
     the sweeper sends it later, so a failure here is logged, never raised to the user."""
+    _enqueue_deliveries([outbox_id])
+
+
+def _enqueue_deliveries(outbox_ids: list[int]) -> int:
+    """Publish one task message per row and record when each is due at a worker
+    (``enqueued_at``, one UPDATE for all); returns how many were published."""
     from apps.providers.tasks import outbox_deliver_task
 
-    try:
-        outbox_deliver_task.delay(outbox_id)
-    except Exception:  # broker unreachable, serialisation… the outbox row is the source of truth
-        logger.warning("could not enqueue outbox row %s; the sweeper will retry", outbox_id, exc_info=True)
+    published = []
+    for outbox_id in outbox_ids:
+        try:
+            outbox_deliver_task.delay(outbox_id)
+        except Exception:  # broker unreachable, serialisation… the outbox row is the source of truth
+            logger.warning("could not enqueue outbox row %s; the sweeper retries", outbox_id, exc_info=True)
+            break  # the broker is down: do not wait for it once per row
+        published.append(outbox_id)
+    if published:
+        GrantOutbox.objects.filter(pk__in=published).update(enqueued_at=timezone.now())
+    return len(published)
+
+
+def outbox_mark_enqueued(*, outbox_id: int, due_in: float) -> None:
+    """A retry was published with a countdown: the sweeper leaves the row to it until then."""
+    GrantOutbox.objects.filter(pk=outbox_id).update(enqueued_at=timezone.now() + timedelta(seconds=due_in))
 
 
 def _outbox_row(grant: QuotaGrant, operation: str, *, key_suffix: str = "") -> GrantOutbox:
@@ -225,7 +244,7 @@ def grants_create(*, specs: list[GrantSpec], actor, source: str, source_ref: str
         [_outbox_row(grant, GrantOutbox.Operation.APPLY) for grant in grants], batch_size=1000
     )
     row_ids = [row.pk for row in rows]
-    transaction.on_commit(lambda: [_enqueue_delivery(row_id) for row_id in row_ids])
+    transaction.on_commit(lambda: _enqueue_deliveries(row_ids))
     audit_record_many(
         actor=actor, action="grant.created", entries=[(g, None, _grant_snapshot(g)) for g in grants]
     )
@@ -332,27 +351,30 @@ def grant_revoke(*, grant_id: int, actor, reason: str = "") -> QuotaGrant:
 
 
 @transaction.atomic
-def grant_resend(*, grant_id: int, actor) -> GrantOutbox:
-    """Send the grant's current version again (after a permanent failure was fixed, or drift)."""
+def grant_resend(*, grant_id: int, actor, above_version: int = 0) -> GrantOutbox:
+    """Make the provider hold the portal's state of the grant again (after a permanent failure was
+    fixed, or drift): the grant gets a NEW version, higher than its own and than ``above_version``
+    (the version the provider reported), so that the provider applies it whatever it holds now —
+    other GPU-hours, a revocation of its own, a version the portal never sent. Re-sending the same
+    version would change nothing: the protocol answers an already-applied version as it stands."""
     grant = _lock_grant(grant_id)
-    operation = (
-        GrantOutbox.Operation.REVOKE
-        if grant.state in (GState.REVOKING, GState.REVOKED)
-        else (GrantOutbox.Operation.APPLY)
-    )
-    GrantOutbox.objects.filter(grant=grant, state__in=[OState.PENDING, OState.FAILED]).update(
-        state=OState.SUPERSEDED, completed_at=timezone.now()
-    )
-    resends = GrantOutbox.objects.filter(grant=grant, version=grant.version).count()
-    if grant.state == GState.FAILED:
-        grant.state = GState.PENDING
-    elif grant.state == GState.REVOKED:
-        grant.state = GState.REVOKING
+    revoke = grant.state in (GState.REVOKING, GState.REVOKED)
+    operation = GrantOutbox.Operation.REVOKE if revoke else GrantOutbox.Operation.APPLY
+    before = _grant_snapshot(grant)
+    GrantOutbox.objects.filter(
+        grant=grant, state__in=[OState.PENDING, OState.IN_FLIGHT, OState.FAILED]
+    ).update(state=OState.SUPERSEDED, completed_at=timezone.now(), claimed_until=None, claim_token=None)
+    grant.version = max(grant.version, above_version) + 1
+    grant.state = GState.REVOKING if revoke else GState.PENDING
     grant.last_error = ""
-    grant.save(update_fields=["state", "last_error", "updated_at"])
-    row = _write_outbox(grant, operation, key_suffix=f":resend{resends}")
+    grant.save(update_fields=["version", "state", "last_error", "updated_at"])
+    row = _write_outbox(grant, operation)
     audit_record(
-        actor=actor, action="grant.resent", target=grant, after={"version": grant.version, "outbox": row.pk}
+        actor=actor,
+        action="grant.resent",
+        target=grant,
+        before=before,
+        after={**_grant_snapshot(grant), "outbox": row.pk},
     )
     return row
 
@@ -373,9 +395,22 @@ class DeliveryOutcome:
     error: str = ""
 
 
-def _claim(outbox_id: int) -> bool:
+def claim_seconds() -> float:
+    """How long a claim lasts: OUTBOX_CLAIM_SECONDS, and always longer than a whole provider
+    request may take (its deadline) plus a margin for the database work around it, so that a
+    claim never expires while its holder may still be talking to the provider."""
+    return max(settings.OUTBOX_CLAIM_SECONDS, provider_http_deadline() + CLAIM_MARGIN_SECONDS)
+
+
+CLAIM_MARGIN_SECONDS = 5.0
+
+
+def _claim(outbox_id: int) -> uuid.UUID | None:
+    """Claim the row if it is due or its claim expired; return the claim's token (None: not claimed).
+    Each claim gets a new token, so a worker whose claim was taken over can tell."""
     now = timezone.now()
-    return bool(
+    token = uuid.uuid4()
+    claimed = (
         GrantOutbox.objects.filter(pk=outbox_id)
         .filter(
             Q(state=OState.PENDING, next_attempt_at__lte=now)
@@ -383,15 +418,21 @@ def _claim(outbox_id: int) -> bool:
         )
         .update(
             state=OState.IN_FLIGHT,
-            claimed_until=now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS),
+            claimed_until=now + timedelta(seconds=claim_seconds()),
+            claim_token=token,
             attempts=F("attempts") + 1,
         )
     )
+    return token if claimed else None
 
 
 def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
-    """Send one outbox row to its provider, at most one worker at a time."""
-    if not _claim(outbox_id):
+    """Send one outbox row to its provider, at most one worker at a time.
+
+    The claim lasts longer than the request's deadline, and only the holder of the current claim
+    token records the outcome; the answer must say that the provider now holds what was sent."""
+    token = _claim(outbox_id)
+    if token is None:
         return DeliveryOutcome("skipped")
     row = GrantOutbox.objects.select_related("provider").get(pk=outbox_id)
     QuotaGrant.objects.filter(pk=row.grant_id, version=row.version, state=GState.PENDING).update(
@@ -402,9 +443,10 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
     try:
         adapter = get_adapter(row.provider)
         if row.operation == GrantOutbox.Operation.APPLY:
-            adapter.apply(row.payload, idempotency_key=row.idempotency_key)
+            answer = adapter.apply(row.payload, idempotency_key=row.idempotency_key)
         else:
-            adapter.revoke(row.payload["grant_id"], row.version, idempotency_key=row.idempotency_key)
+            answer = adapter.revoke(row.payload["grant_id"], row.version, idempotency_key=row.idempotency_key)
+        _check_answer(row, answer)
     except ProviderError as exc:
         error = exc
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -415,22 +457,68 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
         error=(error.message if error else "")[:500],
         duration_ms=duration_ms,
     )
-    return _record_outcome(row.pk, error)
+    return _record_outcome(row.pk, token, error)
+
+
+def _check_answer(row: GrantOutbox, answer: QuotaState) -> None:
+    """A 200 answer counts only if it says the provider now holds what was sent; anything else is a
+    permanent failure (a retry with the same Idempotency-Key would be answered the same)."""
+    asked = row.payload
+    problems = []
+    if answer.grant_id != str(asked["grant_id"]):
+        problems.append(f"grant {answer.grant_id!r}")
+    if row.operation == GrantOutbox.Operation.APPLY:
+        if answer.version != row.version:
+            problems.append(f"version {answer.version} instead of {row.version}")
+        if answer.status != "active":
+            problems.append(f"status {answer.status!r} instead of 'active'")
+        if _hours(answer.gpu_hours) != _hours(asked["gpu_hours"]):
+            problems.append(f"{answer.gpu_hours or '?'} GPU-hours instead of {asked['gpu_hours']}")
+        for name in ("valid_from", "valid_until", "pool"):
+            theirs = answer.extra.get(name)
+            if name in answer.extra and not _same_value(name, theirs, asked[name]):
+                problems.append(f"{name} {theirs!r} instead of {asked[name]!r}")
+    else:
+        if answer.status != "revoked":
+            problems.append(f"status {answer.status!r} instead of 'revoked'")
+        if answer.version < row.version:
+            problems.append(f"version {answer.version} instead of {row.version}")
+    if problems:
+        raise ProviderError(
+            "the provider answered 200 but does not hold what was sent: " + "; ".join(problems),
+            permanent=True,
+        )
+
+
+def _same_value(name: str, theirs, ours) -> bool:
+    if name in ("valid_from", "valid_until"):
+        a, b = parse_datetime(str(theirs or "")), parse_datetime(str(ours))
+        return a is not None and b is not None and a == b
+    return theirs == ours
+
+
+def _stale_beyond_us(error: ProviderError, grant: QuotaGrant) -> int | None:
+    """The provider's version when a 409 says it holds a version newer than any the portal made."""
+    current = error.detail.get("current_version")
+    if isinstance(current, int) and not isinstance(current, bool) and current > grant.version:
+        return current
+    return None
 
 
 @transaction.atomic
-def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutcome:
+def _record_outcome(outbox_id: int, token: uuid.UUID, error: ProviderError | None) -> DeliveryOutcome:
     row = GrantOutbox.objects.select_for_update().get(pk=outbox_id)
-    if row.state != OState.IN_FLIGHT:
-        return DeliveryOutcome("skipped")  # superseded or re-claimed meanwhile
+    if row.state != OState.IN_FLIGHT or row.claim_token != token:
+        return DeliveryOutcome("skipped")  # superseded, or the claim expired and another worker holds it
     now = timezone.now()
     if error is not None and not error.permanent and not error.stale:
         delay = backoff_seconds(row.attempts)
         row.state = OState.PENDING
         row.next_attempt_at = now + timedelta(seconds=delay)
         row.claimed_until = None
+        row.claim_token = None
         row.last_error = error.message[:2000]
-        row.save(update_fields=["state", "next_attempt_at", "claimed_until", "last_error"])
+        row.save(update_fields=["state", "next_attempt_at", "claimed_until", "claim_token", "last_error"])
         QuotaGrant.objects.filter(pk=row.grant_id, version=row.version).update(
             last_error=error.message[:2000]
         )
@@ -445,10 +533,22 @@ def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutc
     current = grant.version == row.version
     row.completed_at = now
     row.claimed_until = None
+    row.claim_token = None
+    if error is not None and error.stale and current and _stale_beyond_us(error, grant):
+        # Not superseded by a newer portal version: the provider holds one the portal never sent.
+        error = ProviderError(
+            _(
+                "The provider holds version %(theirs)s of this grant, newer than the portal's %(ours)s: "
+                "resend the grant to replace it."
+            )
+            % {"theirs": _stale_beyond_us(error, grant), "ours": grant.version},
+            permanent=True,
+            status=409,
+        )
     if error is None or error.stale:
         row.state = OState.DONE if error is None else OState.SUPERSEDED
         row.last_error = ""
-        row.save(update_fields=["state", "completed_at", "claimed_until", "last_error"])
+        row.save(update_fields=["state", "completed_at", "claimed_until", "claim_token", "last_error"])
         if current and error is None:
             before = grant.state
             if row.operation == GrantOutbox.Operation.APPLY:
@@ -468,7 +568,7 @@ def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutc
 
     row.state = OState.FAILED
     row.last_error = error.message[:2000]
-    row.save(update_fields=["state", "completed_at", "claimed_until", "last_error"])
+    row.save(update_fields=["state", "completed_at", "claimed_until", "claim_token", "last_error"])
     if current:
         before = grant.state
         grant.state = GState.FAILED
@@ -485,23 +585,25 @@ def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutc
 
 
 def outbox_due_ids(*, limit: int = 1000) -> list[int]:
+    """Rows to hand to a worker: due (pending) or with an expired claim (a crashed worker), and not
+    enqueued recently (a message for them is still on its way: OUTBOX_REENQUEUE_SECONDS)."""
     now = timezone.now()
+    recently = now - timedelta(seconds=settings.OUTBOX_REENQUEUE_SECONDS)
     return list(
         GrantOutbox.objects.filter(
             Q(state=OState.PENDING, next_attempt_at__lte=now)
             | Q(state=OState.IN_FLIGHT, claimed_until__lt=now)
         )
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=recently))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
 
 
 def outbox_sweep(*, limit: int = 1000) -> int:
-    """Re-enqueue every row that is due or whose claim expired (a crashed worker)."""
-    ids = outbox_due_ids(limit=limit)
-    for outbox_id in ids:
-        _enqueue_delivery(outbox_id)
-    return len(ids)
+    """Re-enqueue every row that is due or whose claim expired (a crashed worker), unless a message
+    for it was published recently; returns how many were enqueued."""
+    return _enqueue_deliveries(outbox_due_ids(limit=limit))
 
 
 # --- Reconciliation -----------------------------------------------------------------------------
