@@ -358,7 +358,14 @@ def grant_resend(*, grant_id: int, actor, above_version: int = 0) -> GrantOutbox
     other GPU-hours, a revocation of its own, a version the portal never sent. Re-sending the same
     version would change nothing: the protocol answers an already-applied version as it stands."""
     grant = _lock_grant(grant_id)
-    revoke = grant.state in (GState.REVOKING, GState.REVOKED)
+    revoke = grant.state in (GState.REVOKING, GState.REVOKED) or (
+        grant.state == GState.FAILED
+        and GrantOutbox.objects.filter(grant=grant)
+        .order_by("-version", "-pk")
+        .values_list("operation", flat=True)
+        .first()
+        == GrantOutbox.Operation.REVOKE
+    )
     operation = GrantOutbox.Operation.REVOKE if revoke else GrantOutbox.Operation.APPLY
     before = _grant_snapshot(grant)
     GrantOutbox.objects.filter(
@@ -616,6 +623,7 @@ class ReconcileReport:
     extra: int = 0
     different: int = 0
     resolved: int = 0
+    accepted: int = 0  # differences staff accepted that have not changed since
     error: str = ""
 
 
@@ -634,6 +642,7 @@ def provider_reconcile(*, provider_id: int) -> ReconcileReport:
         ).values_list("grant_id", flat=True)
     )
     found: set[tuple[str, str]] = set()
+    differences: list[tuple] = []  # (grant or None, grant id, kind, ours, their quota)
     grants = QuotaGrant.objects.filter(pool__provider=provider).exclude(pk__in=unsettled)
     known_ids = set()
     for grant in grants.only("pk", "public_id", "version", "state", "gpu_hours").iterator(chunk_size=2000):
@@ -644,20 +653,23 @@ def provider_reconcile(*, provider_id: int) -> ReconcileReport:
         ours = {"version": grant.version, "state": grant.state, "gpu_hours": f"{grant.gpu_hours:.2f}"}
         if grant.state == GState.ACTIVE:
             if q is None or q.status != "active":
-                found.add((gid, GrantDrift.Kind.MISSING))
-                _drift(provider, grant, gid, GrantDrift.Kind.MISSING, ours, q)
+                differences.append((grant, gid, GrantDrift.Kind.MISSING, ours, q))
             elif q.version != grant.version or _hours(q.gpu_hours) != grant.gpu_hours:
-                found.add((gid, GrantDrift.Kind.DIFFERENT))
-                _drift(provider, grant, gid, GrantDrift.Kind.DIFFERENT, ours, q)
+                differences.append((grant, gid, GrantDrift.Kind.DIFFERENT, ours, q))
         elif grant.state == GState.REVOKED and q is not None and q.status == "active":
-            found.add((gid, GrantDrift.Kind.DIFFERENT))
-            _drift(provider, grant, gid, GrantDrift.Kind.DIFFERENT, ours, q)
+            differences.append((grant, gid, GrantDrift.Kind.DIFFERENT, ours, q))
     all_ids = set(QuotaGrant.objects.filter(pool__provider=provider).values_list("public_id", flat=True))
     all_ids = {str(x) for x in all_ids}
     for gid, q in theirs.items():
         if gid not in all_ids and q.status == "active":
-            found.add((gid, GrantDrift.Kind.EXTRA))
-            _drift(provider, None, gid, GrantDrift.Kind.EXTRA, None, q)
+            differences.append((None, gid, GrantDrift.Kind.EXTRA, None, q))
+    accepted = _accepted_differences(provider, {gid for _g, gid, *_rest in differences})
+    for grant, gid, kind, ours, q in differences:
+        if accepted.get((gid, kind)) == (ours, _theirs(q)):
+            report.accepted += 1  # accepted by staff, and nothing changed since: stays accepted
+            continue
+        found.add((gid, kind))
+        _drift(provider, grant, gid, kind, ours, q)
     for kind in GrantDrift.Kind.values:
         report_count = sum(1 for _gid, k in found if k == kind)
         setattr(report, kind, report_count)
@@ -680,8 +692,33 @@ def _hours(text: str) -> Decimal | None:
         return None
 
 
+def _theirs(q) -> dict | None:
+    return None if q is None else {"version": q.version, "status": q.status, "gpu_hours": q.gpu_hours}
+
+
+def _accepted_differences(provider, gids: set[str]) -> dict[tuple[str, str], tuple]:
+    """For each (grant id, kind) whose latest resolved drift was accepted by staff: the (ours,
+    theirs) that was accepted. The same difference again stays accepted; a different one reopens."""
+    latest: dict[tuple[str, str], GrantDrift] = {}
+    gid_list = sorted(gids)
+    for i in range(0, len(gid_list), 2000):
+        for drift in (
+            GrantDrift.objects.filter(
+                provider=provider, grant_public_id__in=gid_list[i : i + 2000], resolved_at__isnull=False
+            )
+            .only("grant_public_id", "kind", "resolution", "ours", "theirs", "resolved_at")
+            .order_by("resolved_at", "pk")
+        ):
+            latest[(drift.grant_public_id, drift.kind)] = drift
+    return {
+        key: (drift.ours, drift.theirs)
+        for key, drift in latest.items()
+        if drift.resolution == GrantDrift.Resolution.ACCEPTED
+    }
+
+
 def _drift(provider, grant, gid, kind, ours, q) -> None:
-    theirs = None if q is None else {"version": q.version, "status": q.status, "gpu_hours": q.gpu_hours}
+    theirs = _theirs(q)
     drift, created = GrantDrift.objects.get_or_create(
         provider=provider,
         grant_public_id=gid,
@@ -694,17 +731,32 @@ def _drift(provider, grant, gid, kind, ours, q) -> None:
         drift.save(update_fields=["ours", "theirs"])
 
 
-@transaction.atomic
-def drift_resend(*, drift_id: int, actor) -> GrantDrift:
-    drift = GrantDrift.objects.select_for_update().get(pk=drift_id)
+def _lock_open_drift(drift_id: int) -> GrantDrift:
+    try:
+        drift = GrantDrift.objects.select_for_update().get(pk=drift_id)
+    except GrantDrift.DoesNotExist as exc:
+        raise ApplicationError(_("This difference does not exist."), code="not_found") from exc
     if drift.resolved_at:
         raise ApplicationError(_("This difference is already resolved."), code="bad_transition")
+    return drift
+
+
+@transaction.atomic
+def drift_resend(*, drift_id: int, actor, resend_grant: bool = True) -> GrantDrift:
+    """Repair a difference: send the grant again as a new version above the one the provider
+    reported, so that the provider ends up holding the portal's state (``grant_resend``).
+    ``resend_grant=False`` only records the resolution (the grant was just resent for another
+    difference)."""
+    drift = _lock_open_drift(drift_id)
     if drift.grant_id is None:
         raise ApplicationError(
             _("The portal has no grant to send for this quota; accept it or ask the provider to remove it."),
             code="nothing_to_send",
         )
-    grant_resend(grant_id=drift.grant_id, actor=actor)
+    their_version = (drift.theirs or {}).get("version")
+    above = their_version if isinstance(their_version, int) and not isinstance(their_version, bool) else 0
+    if resend_grant:
+        grant_resend(grant_id=drift.grant_id, actor=actor, above_version=above)
     drift.resolved_at, drift.resolution, drift.resolved_by = (
         timezone.now(),
         GrantDrift.Resolution.RESENT,
@@ -715,16 +767,16 @@ def drift_resend(*, drift_id: int, actor) -> GrantDrift:
         actor=actor,
         action="drift.resent",
         target=drift,
-        after={"kind": drift.kind, "grant": drift.grant_public_id},
+        after={"kind": drift.kind, "grant": drift.grant_public_id, "above_version": above},
     )
     return drift
 
 
 @transaction.atomic
 def drift_accept(*, drift_id: int, actor, note: str = "") -> GrantDrift:
-    drift = GrantDrift.objects.select_for_update().get(pk=drift_id)
-    if drift.resolved_at:
-        raise ApplicationError(_("This difference is already resolved."), code="bad_transition")
+    """Record the difference as intended. It stays accepted while it does not change: the
+    reconciler reopens it only for another difference (docs/provider-api.md, Reconciliation)."""
+    drift = _lock_open_drift(drift_id)
     drift.resolved_at, drift.resolution, drift.resolved_by = (
         timezone.now(),
         GrantDrift.Resolution.ACCEPTED,
@@ -738,6 +790,49 @@ def drift_accept(*, drift_id: int, actor, note: str = "") -> GrantDrift:
         after={"kind": drift.kind, "grant": drift.grant_public_id, "note": note},
     )
     return drift
+
+
+DRIFT_BULK_MAX = 500
+
+
+@dataclass
+class BulkResult:
+    done: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (drift id, why)
+
+
+def drifts_resolve(*, drift_ids: list[int], action: str, actor, note: str = "") -> BulkResult:
+    """Resend or accept many differences at once (the staff drift page's bulk action).
+
+    Each difference is resolved in its own transaction with its own audit events, as one at a
+    time would be; those that cannot be (resolved meanwhile, nothing to send) are skipped with the
+    reason. A grant with several differences is resent once."""
+    if action not in ("resend", "accept"):
+        raise ApplicationError(_("Choose resend or accept."), code="invalid")
+    if action == "accept" and not note.strip():
+        raise ApplicationError(_("Please give a note; it is kept in the audit log."), code="invalid")
+    ids = sorted(set(drift_ids))
+    if not ids:
+        raise ApplicationError(_("Select at least one difference."), code="invalid")
+    if len(ids) > DRIFT_BULK_MAX:
+        raise ApplicationError(
+            _("At most %(max)s differences at once.") % {"max": DRIFT_BULK_MAX}, code="invalid"
+        )
+    result = BulkResult()
+    resent_grants: set[int] = set()
+    for drift_id in ids:
+        try:
+            if action == "accept":
+                drift_accept(drift_id=drift_id, actor=actor, note=note)
+            else:
+                grant_id = GrantDrift.objects.filter(pk=drift_id).values_list("grant_id", flat=True).first()
+                drift_resend(drift_id=drift_id, actor=actor, resend_grant=grant_id not in resent_grants)
+                resent_grants.add(grant_id)
+        except ApplicationError as exc:
+            result.skipped.append((drift_id, exc.message))
+        else:
+            result.done.append(drift_id)
+    return result
 
 
 # --- Usage --------------------------------------------------------------------------------------
