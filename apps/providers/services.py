@@ -592,16 +592,17 @@ def _record_outcome(outbox_id: int, token: uuid.UUID, error: ProviderError | Non
 
 
 def outbox_due_ids(*, limit: int = 1000) -> list[int]:
-    """Rows to hand to a worker: due (pending) or with an expired claim (a crashed worker), and not
-    enqueued recently (a message for them is still on its way: OUTBOX_REENQUEUE_SECONDS)."""
+    """Rows to hand to a worker: due (pending) and not enqueued recently (a message for them may
+    still be on its way: OUTBOX_REENQUEUE_SECONDS), or with an expired claim (its worker died: the
+    claim outlasts any request, so nobody else will send it)."""
     now = timezone.now()
     recently = now - timedelta(seconds=settings.OUTBOX_REENQUEUE_SECONDS)
     return list(
         GrantOutbox.objects.filter(
             Q(state=OState.PENDING, next_attempt_at__lte=now)
+            & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=recently))
             | Q(state=OState.IN_FLIGHT, claimed_until__lt=now)
         )
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=recently))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )

@@ -41,6 +41,7 @@ def setup(settings):
     settings.PROVIDER_SECRETS = {"sakura": SECRET}
     settings.PROVIDER_HTTP_TIMEOUT = 2.0
     settings.OUTBOX_CLAIM_SECONDS = 8
+    settings.OUTBOX_REENQUEUE_SECONDS = 3  # messages lost with the broker are re-sent after 3 s
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
