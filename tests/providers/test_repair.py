@@ -141,7 +141,8 @@ def test_a_conflict_with_a_version_the_portal_never_sent_fails_instead_of_supers
     grant = _active_grant(provider)
     simulator.force_quota(str(grant.public_id), version=4, status="active", gpu_hours="100.00", pool="x")
     services.grant_change(grant_id=grant.pk, actor=staff, gpu_hours="120")  # v2 < 4: 409
-    assert _deliver(grant) == ["failed"]
+    with translation.override("en"):
+        assert _deliver(grant) == ["failed"]
     grant.refresh_from_db()
     assert grant.state == S.FAILED and "version 4" in grant.last_error
     services.grant_resend(grant_id=grant.pk, actor=staff, above_version=4)
