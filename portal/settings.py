@@ -200,7 +200,8 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 if CELERY_BROKER_URL.startswith("redis://"):
     # kombu 5.7's Redis transport kills the worker when the broker goes away while it holds
     # unacknowledged messages (acks_late, countdown retries); portal/broker.py fixes it.
-    CELERY_BROKER_TRANSPORT = "portal.broker:RedisTransport"
+    # (CELERY_BROKER_TRANSPORT=redis selects kombu's own, e.g. to compare: bench/broker_outage_soak.py)
+    CELERY_BROKER_TRANSPORT = env.str("CELERY_BROKER_TRANSPORT", default="portal.broker:RedisTransport")
 # A worker keeps reconnecting through a broker outage of any length (Celery's default gives up, and
 # exits, after 100 attempts: about 50 minutes); the outbox sweeper re-sends what waited meanwhile.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
