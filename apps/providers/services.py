@@ -83,15 +83,19 @@ def _enqueue_delivery(outbox_id: int) -> None:
 def _enqueue_deliveries(outbox_ids: list[int]) -> int:
     """Publish one task message per row and record when each is due at a worker
     (``enqueued_at``, one UPDATE for all); returns how many were published."""
+    from kombu.exceptions import OperationalError
+
     from apps.providers.tasks import outbox_deliver_task
 
     published = []
     for outbox_id in outbox_ids:
         try:
             outbox_deliver_task.delay(outbox_id)
-        except Exception:  # broker unreachable, serialisation… the outbox row is the source of truth
+        except Exception as exc:  # broker unreachable, serialisation… the outbox row is the source of truth
             logger.warning("could not enqueue outbox row %s; the sweeper retries", outbox_id, exc_info=True)
-            break  # the broker is down: do not wait for it once per row
+            if isinstance(exc, OperationalError | ConnectionError):
+                break  # the broker is down: do not wait for it once per row
+            continue
         published.append(outbox_id)
     if published:
         GrantOutbox.objects.filter(pk__in=published).update(enqueued_at=timezone.now())
