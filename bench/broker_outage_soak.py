@@ -3,9 +3,10 @@
 
 For each pool (threads, prefork) the script creates a throw-away PostgreSQL database
 (``gpu_alliance_bench_outage`` by default), starts a private ``redis-server`` (no persistence: each
-outage also loses the queue), the provider simulator (20 % of requests answered 503/500, so the
-workers hold countdown retries, unacknowledged) and one ``celery -A portal worker``. Grants are
-created at a steady pace while, ``--cycles`` times, Redis is terminated for ``--outage`` seconds
+outage also loses the queue), the provider simulator (20 % of requests answered 503/500, and all
+of them for a moment before each outage, so that the workers hold countdown retries,
+unacknowledged) and one ``celery -A portal worker``. Grants are created at a steady pace while,
+``--cycles`` times, Redis is terminated for ``--outage`` seconds
 and started again; this process acts as celery beat (the outbox sweeper every 2 s). Like a
 supervisor, it restarts a worker that exits, and counts the exits. At the end it waits until every
 outbox row is done and checks that the simulator holds exactly the portal's active grants, each
@@ -48,7 +49,7 @@ KEY_ID = "bench-key"
 WORKER_ENV = {
     "PROVIDER_SECRETS": f"sakura={SECRET}",
     "PROVIDER_HTTP_TIMEOUT": "2.0",
-    "OUTBOX_BACKOFF_BASE": "2",
+    "OUTBOX_BACKOFF_BASE": "4",  # retries wait 2-8 s
     "OUTBOX_BACKOFF_MAX": "8",
     "OUTBOX_CLAIM_SECONDS": "10",
 }
@@ -157,8 +158,17 @@ def run_pool(args, db, pool: str) -> dict:
                 time.sleep(0.02)
             if cycle == args.cycles:
                 break
+            # Every answer a 503 for a moment: the worker then holds countdown retries, unacknowledged,
+            # when the broker goes (what makes kombu's own transport exit).
+            sim.configure(fail_rate=1.0)
+            until = time.monotonic() + 10
+            while time.monotonic() < until and (
+                GrantOutbox.objects.filter(state="pending", attempts__gte=1).count() < 5
+            ):
+                time.sleep(0.1)
             open_rows = GrantOutbox.objects.filter(state__in=["pending", "in_flight"]).count()
             redis_server.stop()
+            sim.configure(fail_rate=0.2)
             down_at = time.monotonic()
             time.sleep(args.outage)
             redis_server.start()
