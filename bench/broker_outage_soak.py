@@ -81,6 +81,7 @@ def seed(base_url: str):
 
 
 def run_pool(args, db, pool: str) -> dict:
+    import redis
     from django.conf import settings
     from django.db import connections
     from django.db.models import Count
@@ -144,6 +145,7 @@ def run_pool(args, db, pool: str) -> dict:
         ]
         for thread in threads:
             thread.start()
+        stack.callback(stop.set)  # runs before the worker is stopped: the supervisor must not restart it
         started = time.monotonic()
         per_phase = max(1, args.grants // (args.cycles + 1))
         created = 0
@@ -160,12 +162,14 @@ def run_pool(args, db, pool: str) -> dict:
                 break
             # Every answer a 503 for a moment: the worker then holds countdown retries, unacknowledged,
             # when the broker goes (what makes kombu's own transport exit).
+            # (kombu's Redis transport keeps what a worker holds in the broker's "unacked" hash.)
             sim.configure(fail_rate=1.0)
-            until = time.monotonic() + 10
-            while time.monotonic() < until and (
-                GrantOutbox.objects.filter(state="pending", attempts__gte=1).count() < 5
-            ):
+            broker = redis.Redis.from_url(redis_server.url)
+            until = time.monotonic() + 15
+            while time.monotonic() < until and broker.hlen("unacked") < 5:
                 time.sleep(0.1)
+            held = broker.hlen("unacked")
+            broker.close()
             open_rows = GrantOutbox.objects.filter(state__in=["pending", "in_flight"]).count()
             redis_server.stop()
             sim.configure(fail_rate=0.2)
@@ -176,6 +180,7 @@ def run_pool(args, db, pool: str) -> dict:
                 {
                     "at_s": round(down_at - started, 1),
                     "open_rows_at_kill": open_rows,
+                    "unacked_at_kill": held,
                     "exits_so_far": result["exits"],
                 }
             )
