@@ -225,6 +225,14 @@ _QUICK_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "in
 CELERY_BROKER_TRANSPORT_OPTIONS = _QUICK_RETRY
 CELERY_TASK_PUBLISH_RETRY_POLICY = _QUICK_RETRY
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu 5.7's Redis transport kills the worker when the broker goes away while it holds
+    # unacknowledged messages (acks_late, countdown retries); portal/broker.py fixes it.
+    # (CELERY_BROKER_TRANSPORT=redis selects kombu's own, e.g. to compare: bench/broker_outage_soak.py)
+    CELERY_BROKER_TRANSPORT = env.str("CELERY_BROKER_TRANSPORT", default="portal.broker:RedisTransport")
+# A worker keeps reconnecting through a broker outage of any length (Celery's default gives up, and
+# exits, after 100 attempts: about 50 minutes); the outbox sweeper re-sends what waited meanwhile.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "apps.providers.tasks.outbox_sweep_task", "schedule": 30.0},
     "providers-reconcile": {"task": "apps.providers.tasks.reconcile_all_task", "schedule": 600.0},
@@ -364,7 +372,13 @@ if _demo_secrets_given and not PORTAL_DEMO:
 PROVIDER_HTTP_TIMEOUT = env.float("PROVIDER_HTTP_TIMEOUT", default=5.0)
 OUTBOX_BACKOFF_BASE = env.float("OUTBOX_BACKOFF_BASE", default=2.0)  # seconds; doubled per attempt
 OUTBOX_BACKOFF_MAX = env.float("OUTBOX_BACKOFF_MAX", default=600.0)
-OUTBOX_CLAIM_SECONDS = env.float("OUTBOX_CLAIM_SECONDS", default=60.0)  # a claim older than this is stale
+# The whole of one provider request (connect, send, every byte of the answer); 0 = 3 × the time-out.
+PROVIDER_HTTP_DEADLINE = env.float("PROVIDER_HTTP_DEADLINE", default=0.0)
+# A claim older than this is stale. Never shorter than the request deadline plus a margin
+# (apps.providers.services.claim_seconds), so a claim cannot expire while its request may still run.
+OUTBOX_CLAIM_SECONDS = env.float("OUTBOX_CLAIM_SECONDS", default=60.0)
+# A row enqueued less than this long ago is not enqueued again by the sweeper.
+OUTBOX_REENQUEUE_SECONDS = env.float("OUTBOX_REENQUEUE_SECONDS", default=120.0)
 OUTBOX_FAILING_AFTER_ATTEMPTS = 5  # shown as failing to staff from then on (still retried)
 
 # --- Operations ---------------------------------------------------------------------------------

@@ -162,3 +162,50 @@ class DriftAcceptForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 1}),
         error_messages={"required": _("Please give a note; it is kept in the audit log.")},
     )
+
+
+class DriftIdsField(forms.Field):
+    """The ticked differences: a list of drift ids (``drift`` checkboxes)."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[int]:
+        if value in (None, "", []):
+            return []
+        values = value if isinstance(value, list | tuple) else [value]
+        ids = []
+        for item in values:
+            if not str(item).isdigit() or len(str(item)) > 18:
+                raise forms.ValidationError(_("Select differences from the list."), code="invalid")
+            ids.append(int(item))
+        return ids
+
+
+class DriftBulkForm(forms.Form):
+    """Resend or accept many differences at once: the ticked ones, or every open one that the
+    list's filter shows."""
+
+    ACTIONS = [("resend", _("Resend the portal's version")), ("accept", _("Accept the differences"))]
+
+    action = forms.ChoiceField(label=_("Action"), choices=ACTIONS)
+    drift = DriftIdsField(label=_("Differences"), required=False)
+    all_matching = forms.BooleanField(
+        label=_("Every open difference the filter shows (up to 500), not only the ticked ones"),
+        required=False,
+    )
+    provider = forms.CharField(required=False, max_length=50, widget=forms.HiddenInput)
+    note = forms.CharField(
+        label=_("Why the differences are acceptable (required to accept)"),
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 1}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:
+            if not data.get("drift") and not data.get("all_matching"):
+                raise forms.ValidationError(_("Select at least one difference."), code="empty")
+            if data.get("action") == "accept" and not (data.get("note") or "").strip():
+                self.add_error("note", _("Please give a note; it is kept in the audit log."))
+        return data

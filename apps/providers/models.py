@@ -224,6 +224,12 @@ class GrantOutbox(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Fences the claim: set anew by every claim; only the worker holding the current token may
+    # record the outcome (a worker whose claim expired and was taken over records nothing).
+    claim_token = models.UUIDField(null=True, blank=True)
+    # When the last task message for this row is due at a worker (publish time + countdown): the
+    # sweeper does not enqueue the row again while that is recent (OUTBOX_REENQUEUE_SECONDS).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)

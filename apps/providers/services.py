@@ -10,6 +10,7 @@ repeated delivery harmless at the provider.
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -24,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
 from apps.governance.services import audit_record, audit_record_many
-from apps.providers.adapters import ProviderError, get_adapter
+from apps.providers.adapters import ProviderError, QuotaState, get_adapter, provider_http_deadline
 from apps.providers.models import (
     DeliveryAttempt,
     GrantDrift,
@@ -76,12 +77,34 @@ def grant_payload(grant: QuotaGrant) -> dict:
 def _enqueue_delivery(outbox_id: int) -> None:
     """After commit: hand the row to a worker. If the broker is down the row stays pending and
     the sweeper sends it later, so a failure here is logged, never raised to the user."""
+    _enqueue_deliveries([outbox_id])
+
+
+def _enqueue_deliveries(outbox_ids: list[int]) -> int:
+    """Publish one task message per row and record when each is due at a worker
+    (``enqueued_at``, one UPDATE for all); returns how many were published."""
+    from kombu.exceptions import OperationalError
+
     from apps.providers.tasks import outbox_deliver_task
 
-    try:
-        outbox_deliver_task.delay(outbox_id)
-    except Exception:  # broker unreachable, serialisation… the outbox row is the source of truth
-        logger.warning("could not enqueue outbox row %s; the sweeper will retry", outbox_id, exc_info=True)
+    published = []
+    for outbox_id in outbox_ids:
+        try:
+            outbox_deliver_task.delay(outbox_id)
+        except Exception as exc:  # broker unreachable, serialisation… the outbox row is the source of truth
+            logger.warning("could not enqueue outbox row %s; the sweeper retries", outbox_id, exc_info=True)
+            if isinstance(exc, OperationalError | ConnectionError):
+                break  # the broker is down: do not wait for it once per row
+            continue
+        published.append(outbox_id)
+    if published:
+        GrantOutbox.objects.filter(pk__in=published).update(enqueued_at=timezone.now())
+    return len(published)
+
+
+def outbox_mark_enqueued(*, outbox_id: int, due_in: float) -> None:
+    """A retry was published with a countdown: the sweeper leaves the row to it until then."""
+    GrantOutbox.objects.filter(pk=outbox_id).update(enqueued_at=timezone.now() + timedelta(seconds=due_in))
 
 
 def _outbox_row(grant: QuotaGrant, operation: str, *, key_suffix: str = "") -> GrantOutbox:
@@ -225,7 +248,7 @@ def grants_create(*, specs: list[GrantSpec], actor, source: str, source_ref: str
         [_outbox_row(grant, GrantOutbox.Operation.APPLY) for grant in grants], batch_size=1000
     )
     row_ids = [row.pk for row in rows]
-    transaction.on_commit(lambda: [_enqueue_delivery(row_id) for row_id in row_ids])
+    transaction.on_commit(lambda: _enqueue_deliveries(row_ids))
     audit_record_many(
         actor=actor, action="grant.created", entries=[(g, None, _grant_snapshot(g)) for g in grants]
     )
@@ -332,27 +355,37 @@ def grant_revoke(*, grant_id: int, actor, reason: str = "") -> QuotaGrant:
 
 
 @transaction.atomic
-def grant_resend(*, grant_id: int, actor) -> GrantOutbox:
-    """Send the grant's current version again (after a permanent failure was fixed, or drift)."""
+def grant_resend(*, grant_id: int, actor, above_version: int = 0) -> GrantOutbox:
+    """Make the provider hold the portal's state of the grant again (after a permanent failure was
+    fixed, or drift): the grant gets a NEW version, higher than its own and than ``above_version``
+    (the version the provider reported), so that the provider applies it whatever it holds now —
+    other GPU-hours, a revocation of its own, a version the portal never sent. Re-sending the same
+    version would change nothing: the protocol answers an already-applied version as it stands."""
     grant = _lock_grant(grant_id)
-    operation = (
-        GrantOutbox.Operation.REVOKE
-        if grant.state in (GState.REVOKING, GState.REVOKED)
-        else (GrantOutbox.Operation.APPLY)
+    revoke = grant.state in (GState.REVOKING, GState.REVOKED) or (
+        grant.state == GState.FAILED
+        and GrantOutbox.objects.filter(grant=grant)
+        .order_by("-version", "-pk")
+        .values_list("operation", flat=True)
+        .first()
+        == GrantOutbox.Operation.REVOKE
     )
-    GrantOutbox.objects.filter(grant=grant, state__in=[OState.PENDING, OState.FAILED]).update(
-        state=OState.SUPERSEDED, completed_at=timezone.now()
-    )
-    resends = GrantOutbox.objects.filter(grant=grant, version=grant.version).count()
-    if grant.state == GState.FAILED:
-        grant.state = GState.PENDING
-    elif grant.state == GState.REVOKED:
-        grant.state = GState.REVOKING
+    operation = GrantOutbox.Operation.REVOKE if revoke else GrantOutbox.Operation.APPLY
+    before = _grant_snapshot(grant)
+    GrantOutbox.objects.filter(
+        grant=grant, state__in=[OState.PENDING, OState.IN_FLIGHT, OState.FAILED]
+    ).update(state=OState.SUPERSEDED, completed_at=timezone.now(), claimed_until=None, claim_token=None)
+    grant.version = max(grant.version, above_version) + 1
+    grant.state = GState.REVOKING if revoke else GState.PENDING
     grant.last_error = ""
-    grant.save(update_fields=["state", "last_error", "updated_at"])
-    row = _write_outbox(grant, operation, key_suffix=f":resend{resends}")
+    grant.save(update_fields=["version", "state", "last_error", "updated_at"])
+    row = _write_outbox(grant, operation)
     audit_record(
-        actor=actor, action="grant.resent", target=grant, after={"version": grant.version, "outbox": row.pk}
+        actor=actor,
+        action="grant.resent",
+        target=grant,
+        before=before,
+        after={**_grant_snapshot(grant), "outbox": row.pk},
     )
     return row
 
@@ -373,9 +406,22 @@ class DeliveryOutcome:
     error: str = ""
 
 
-def _claim(outbox_id: int) -> bool:
+def claim_seconds() -> float:
+    """How long a claim lasts: OUTBOX_CLAIM_SECONDS, and always longer than a whole provider
+    request may take (its deadline) plus a margin for the database work around it, so that a
+    claim never expires while its holder may still be talking to the provider."""
+    return max(settings.OUTBOX_CLAIM_SECONDS, provider_http_deadline() + CLAIM_MARGIN_SECONDS)
+
+
+CLAIM_MARGIN_SECONDS = 5.0
+
+
+def _claim(outbox_id: int) -> uuid.UUID | None:
+    """Claim the row if it is due or its claim expired; return the claim's token (None: not claimed).
+    Each claim gets a new token, so a worker whose claim was taken over can tell."""
     now = timezone.now()
-    return bool(
+    token = uuid.uuid4()
+    claimed = (
         GrantOutbox.objects.filter(pk=outbox_id)
         .filter(
             Q(state=OState.PENDING, next_attempt_at__lte=now)
@@ -383,15 +429,21 @@ def _claim(outbox_id: int) -> bool:
         )
         .update(
             state=OState.IN_FLIGHT,
-            claimed_until=now + timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS),
+            claimed_until=now + timedelta(seconds=claim_seconds()),
+            claim_token=token,
             attempts=F("attempts") + 1,
         )
     )
+    return token if claimed else None
 
 
 def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
-    """Send one outbox row to its provider, at most one worker at a time."""
-    if not _claim(outbox_id):
+    """Send one outbox row to its provider, at most one worker at a time.
+
+    The claim lasts longer than the request's deadline, and only the holder of the current claim
+    token records the outcome; the answer must say that the provider now holds what was sent."""
+    token = _claim(outbox_id)
+    if token is None:
         return DeliveryOutcome("skipped")
     row = GrantOutbox.objects.select_related("provider").get(pk=outbox_id)
     QuotaGrant.objects.filter(pk=row.grant_id, version=row.version, state=GState.PENDING).update(
@@ -402,9 +454,10 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
     try:
         adapter = get_adapter(row.provider)
         if row.operation == GrantOutbox.Operation.APPLY:
-            adapter.apply(row.payload, idempotency_key=row.idempotency_key)
+            answer = adapter.apply(row.payload, idempotency_key=row.idempotency_key)
         else:
-            adapter.revoke(row.payload["grant_id"], row.version, idempotency_key=row.idempotency_key)
+            answer = adapter.revoke(row.payload["grant_id"], row.version, idempotency_key=row.idempotency_key)
+        _check_answer(row, answer)
     except ProviderError as exc:
         error = exc
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -415,22 +468,68 @@ def outbox_deliver(*, outbox_id: int) -> DeliveryOutcome:
         error=(error.message if error else "")[:500],
         duration_ms=duration_ms,
     )
-    return _record_outcome(row.pk, error)
+    return _record_outcome(row.pk, token, error)
+
+
+def _check_answer(row: GrantOutbox, answer: QuotaState) -> None:
+    """A 200 answer counts only if it says the provider now holds what was sent; anything else is a
+    permanent failure (a retry with the same Idempotency-Key would be answered the same)."""
+    asked = row.payload
+    problems = []
+    if answer.grant_id != str(asked["grant_id"]):
+        problems.append(f"grant {answer.grant_id!r}")
+    if row.operation == GrantOutbox.Operation.APPLY:
+        if answer.version != row.version:
+            problems.append(f"version {answer.version} instead of {row.version}")
+        if answer.status != "active":
+            problems.append(f"status {answer.status!r} instead of 'active'")
+        if _hours(answer.gpu_hours) != _hours(asked["gpu_hours"]):
+            problems.append(f"{answer.gpu_hours or '?'} GPU-hours instead of {asked['gpu_hours']}")
+        for name in ("valid_from", "valid_until", "pool"):
+            theirs = answer.extra.get(name)
+            if name in answer.extra and not _same_value(name, theirs, asked[name]):
+                problems.append(f"{name} {theirs!r} instead of {asked[name]!r}")
+    else:
+        if answer.status != "revoked":
+            problems.append(f"status {answer.status!r} instead of 'revoked'")
+        if answer.version < row.version:
+            problems.append(f"version {answer.version} instead of {row.version}")
+    if problems:
+        raise ProviderError(
+            "the provider answered 200 but does not hold what was sent: " + "; ".join(problems),
+            permanent=True,
+        )
+
+
+def _same_value(name: str, theirs, ours) -> bool:
+    if name in ("valid_from", "valid_until"):
+        a, b = parse_datetime(str(theirs or "")), parse_datetime(str(ours))
+        return a is not None and b is not None and a == b
+    return theirs == ours
+
+
+def _stale_beyond_us(error: ProviderError, grant: QuotaGrant) -> int | None:
+    """The provider's version when a 409 says it holds a version newer than any the portal made."""
+    current = error.detail.get("current_version")
+    if isinstance(current, int) and not isinstance(current, bool) and current > grant.version:
+        return current
+    return None
 
 
 @transaction.atomic
-def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutcome:
+def _record_outcome(outbox_id: int, token: uuid.UUID, error: ProviderError | None) -> DeliveryOutcome:
     row = GrantOutbox.objects.select_for_update().get(pk=outbox_id)
-    if row.state != OState.IN_FLIGHT:
-        return DeliveryOutcome("skipped")  # superseded or re-claimed meanwhile
+    if row.state != OState.IN_FLIGHT or row.claim_token != token:
+        return DeliveryOutcome("skipped")  # superseded, or the claim expired and another worker holds it
     now = timezone.now()
     if error is not None and not error.permanent and not error.stale:
         delay = backoff_seconds(row.attempts)
         row.state = OState.PENDING
         row.next_attempt_at = now + timedelta(seconds=delay)
         row.claimed_until = None
+        row.claim_token = None
         row.last_error = error.message[:2000]
-        row.save(update_fields=["state", "next_attempt_at", "claimed_until", "last_error"])
+        row.save(update_fields=["state", "next_attempt_at", "claimed_until", "claim_token", "last_error"])
         QuotaGrant.objects.filter(pk=row.grant_id, version=row.version).update(
             last_error=error.message[:2000]
         )
@@ -445,10 +544,22 @@ def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutc
     current = grant.version == row.version
     row.completed_at = now
     row.claimed_until = None
+    row.claim_token = None
+    if error is not None and error.stale and current and _stale_beyond_us(error, grant):
+        # Not superseded by a newer portal version: the provider holds one the portal never sent.
+        error = ProviderError(
+            _(
+                "The provider holds version %(theirs)s of this grant, newer than the portal's %(ours)s: "
+                "resend the grant to replace it."
+            )
+            % {"theirs": _stale_beyond_us(error, grant), "ours": grant.version},
+            permanent=True,
+            status=409,
+        )
     if error is None or error.stale:
         row.state = OState.DONE if error is None else OState.SUPERSEDED
         row.last_error = ""
-        row.save(update_fields=["state", "completed_at", "claimed_until", "last_error"])
+        row.save(update_fields=["state", "completed_at", "claimed_until", "claim_token", "last_error"])
         if current and error is None:
             before = grant.state
             if row.operation == GrantOutbox.Operation.APPLY:
@@ -468,7 +579,7 @@ def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutc
 
     row.state = OState.FAILED
     row.last_error = error.message[:2000]
-    row.save(update_fields=["state", "completed_at", "claimed_until", "last_error"])
+    row.save(update_fields=["state", "completed_at", "claimed_until", "claim_token", "last_error"])
     if current:
         before = grant.state
         grant.state = GState.FAILED
@@ -485,10 +596,15 @@ def _record_outcome(outbox_id: int, error: ProviderError | None) -> DeliveryOutc
 
 
 def outbox_due_ids(*, limit: int = 1000) -> list[int]:
+    """Rows to hand to a worker: due (pending) and not enqueued recently (a message for them may
+    still be on its way: OUTBOX_REENQUEUE_SECONDS), or with an expired claim (its worker died: the
+    claim outlasts any request, so nobody else will send it)."""
     now = timezone.now()
+    recently = now - timedelta(seconds=settings.OUTBOX_REENQUEUE_SECONDS)
     return list(
         GrantOutbox.objects.filter(
             Q(state=OState.PENDING, next_attempt_at__lte=now)
+            & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=recently))
             | Q(state=OState.IN_FLIGHT, claimed_until__lt=now)
         )
         .order_by("next_attempt_at")
@@ -497,11 +613,9 @@ def outbox_due_ids(*, limit: int = 1000) -> list[int]:
 
 
 def outbox_sweep(*, limit: int = 1000) -> int:
-    """Re-enqueue every row that is due or whose claim expired (a crashed worker)."""
-    ids = outbox_due_ids(limit=limit)
-    for outbox_id in ids:
-        _enqueue_delivery(outbox_id)
-    return len(ids)
+    """Re-enqueue every row that is due or whose claim expired (a crashed worker), unless a message
+    for it was published recently; returns how many were enqueued."""
+    return _enqueue_deliveries(outbox_due_ids(limit=limit))
 
 
 # --- Reconciliation -----------------------------------------------------------------------------
@@ -514,6 +628,7 @@ class ReconcileReport:
     extra: int = 0
     different: int = 0
     resolved: int = 0
+    accepted: int = 0  # differences staff accepted that have not changed since
     error: str = ""
 
 
@@ -532,6 +647,7 @@ def provider_reconcile(*, provider_id: int) -> ReconcileReport:
         ).values_list("grant_id", flat=True)
     )
     found: set[tuple[str, str]] = set()
+    differences: list[tuple] = []  # (grant or None, grant id, kind, ours, their quota)
     grants = QuotaGrant.objects.filter(pool__provider=provider).exclude(pk__in=unsettled)
     known_ids = set()
     for grant in grants.only("pk", "public_id", "version", "state", "gpu_hours").iterator(chunk_size=2000):
@@ -542,20 +658,23 @@ def provider_reconcile(*, provider_id: int) -> ReconcileReport:
         ours = {"version": grant.version, "state": grant.state, "gpu_hours": f"{grant.gpu_hours:.2f}"}
         if grant.state == GState.ACTIVE:
             if q is None or q.status != "active":
-                found.add((gid, GrantDrift.Kind.MISSING))
-                _drift(provider, grant, gid, GrantDrift.Kind.MISSING, ours, q)
+                differences.append((grant, gid, GrantDrift.Kind.MISSING, ours, q))
             elif q.version != grant.version or _hours(q.gpu_hours) != grant.gpu_hours:
-                found.add((gid, GrantDrift.Kind.DIFFERENT))
-                _drift(provider, grant, gid, GrantDrift.Kind.DIFFERENT, ours, q)
+                differences.append((grant, gid, GrantDrift.Kind.DIFFERENT, ours, q))
         elif grant.state == GState.REVOKED and q is not None and q.status == "active":
-            found.add((gid, GrantDrift.Kind.DIFFERENT))
-            _drift(provider, grant, gid, GrantDrift.Kind.DIFFERENT, ours, q)
+            differences.append((grant, gid, GrantDrift.Kind.DIFFERENT, ours, q))
     all_ids = set(QuotaGrant.objects.filter(pool__provider=provider).values_list("public_id", flat=True))
     all_ids = {str(x) for x in all_ids}
     for gid, q in theirs.items():
         if gid not in all_ids and q.status == "active":
-            found.add((gid, GrantDrift.Kind.EXTRA))
-            _drift(provider, None, gid, GrantDrift.Kind.EXTRA, None, q)
+            differences.append((None, gid, GrantDrift.Kind.EXTRA, None, q))
+    accepted = _accepted_differences(provider, {gid for _g, gid, *_rest in differences})
+    for grant, gid, kind, ours, q in differences:
+        if accepted.get((gid, kind)) == (ours, _theirs(q)):
+            report.accepted += 1  # accepted by staff, and nothing changed since: stays accepted
+            continue
+        found.add((gid, kind))
+        _drift(provider, grant, gid, kind, ours, q)
     for kind in GrantDrift.Kind.values:
         report_count = sum(1 for _gid, k in found if k == kind)
         setattr(report, kind, report_count)
@@ -578,8 +697,33 @@ def _hours(text: str) -> Decimal | None:
         return None
 
 
+def _theirs(q) -> dict | None:
+    return None if q is None else {"version": q.version, "status": q.status, "gpu_hours": q.gpu_hours}
+
+
+def _accepted_differences(provider, gids: set[str]) -> dict[tuple[str, str], tuple]:
+    """For each (grant id, kind) whose latest resolved drift was accepted by staff: the (ours,
+    theirs) that was accepted. The same difference again stays accepted; a different one reopens."""
+    latest: dict[tuple[str, str], GrantDrift] = {}
+    gid_list = sorted(gids)
+    for i in range(0, len(gid_list), 2000):
+        for drift in (
+            GrantDrift.objects.filter(
+                provider=provider, grant_public_id__in=gid_list[i : i + 2000], resolved_at__isnull=False
+            )
+            .only("grant_public_id", "kind", "resolution", "ours", "theirs", "resolved_at")
+            .order_by("resolved_at", "pk")
+        ):
+            latest[(drift.grant_public_id, drift.kind)] = drift
+    return {
+        key: (drift.ours, drift.theirs)
+        for key, drift in latest.items()
+        if drift.resolution == GrantDrift.Resolution.ACCEPTED
+    }
+
+
 def _drift(provider, grant, gid, kind, ours, q) -> None:
-    theirs = None if q is None else {"version": q.version, "status": q.status, "gpu_hours": q.gpu_hours}
+    theirs = _theirs(q)
     drift, created = GrantDrift.objects.get_or_create(
         provider=provider,
         grant_public_id=gid,
@@ -592,17 +736,32 @@ def _drift(provider, grant, gid, kind, ours, q) -> None:
         drift.save(update_fields=["ours", "theirs"])
 
 
-@transaction.atomic
-def drift_resend(*, drift_id: int, actor) -> GrantDrift:
-    drift = GrantDrift.objects.select_for_update().get(pk=drift_id)
+def _lock_open_drift(drift_id: int) -> GrantDrift:
+    try:
+        drift = GrantDrift.objects.select_for_update().get(pk=drift_id)
+    except GrantDrift.DoesNotExist as exc:
+        raise ApplicationError(_("This difference does not exist."), code="not_found") from exc
     if drift.resolved_at:
         raise ApplicationError(_("This difference is already resolved."), code="bad_transition")
+    return drift
+
+
+@transaction.atomic
+def drift_resend(*, drift_id: int, actor, resend_grant: bool = True) -> GrantDrift:
+    """Repair a difference: send the grant again as a new version above the one the provider
+    reported, so that the provider ends up holding the portal's state (``grant_resend``).
+    ``resend_grant=False`` only records the resolution (the grant was just resent for another
+    difference)."""
+    drift = _lock_open_drift(drift_id)
     if drift.grant_id is None:
         raise ApplicationError(
             _("The portal has no grant to send for this quota; accept it or ask the provider to remove it."),
             code="nothing_to_send",
         )
-    grant_resend(grant_id=drift.grant_id, actor=actor)
+    their_version = (drift.theirs or {}).get("version")
+    above = their_version if isinstance(their_version, int) and not isinstance(their_version, bool) else 0
+    if resend_grant:
+        grant_resend(grant_id=drift.grant_id, actor=actor, above_version=above)
     drift.resolved_at, drift.resolution, drift.resolved_by = (
         timezone.now(),
         GrantDrift.Resolution.RESENT,
@@ -613,16 +772,16 @@ def drift_resend(*, drift_id: int, actor) -> GrantDrift:
         actor=actor,
         action="drift.resent",
         target=drift,
-        after={"kind": drift.kind, "grant": drift.grant_public_id},
+        after={"kind": drift.kind, "grant": drift.grant_public_id, "above_version": above},
     )
     return drift
 
 
 @transaction.atomic
 def drift_accept(*, drift_id: int, actor, note: str = "") -> GrantDrift:
-    drift = GrantDrift.objects.select_for_update().get(pk=drift_id)
-    if drift.resolved_at:
-        raise ApplicationError(_("This difference is already resolved."), code="bad_transition")
+    """Record the difference as intended. It stays accepted while it does not change: the
+    reconciler reopens it only for another difference (docs/provider-api.md, Reconciliation)."""
+    drift = _lock_open_drift(drift_id)
     drift.resolved_at, drift.resolution, drift.resolved_by = (
         timezone.now(),
         GrantDrift.Resolution.ACCEPTED,
@@ -636,6 +795,49 @@ def drift_accept(*, drift_id: int, actor, note: str = "") -> GrantDrift:
         after={"kind": drift.kind, "grant": drift.grant_public_id, "note": note},
     )
     return drift
+
+
+DRIFT_BULK_MAX = 500
+
+
+@dataclass
+class BulkResult:
+    done: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (drift id, why)
+
+
+def drifts_resolve(*, drift_ids: list[int], action: str, actor, note: str = "") -> BulkResult:
+    """Resend or accept many differences at once (the staff drift page's bulk action).
+
+    Each difference is resolved in its own transaction with its own audit events, as one at a
+    time would be; those that cannot be (resolved meanwhile, nothing to send) are skipped with the
+    reason. A grant with several differences is resent once."""
+    if action not in ("resend", "accept"):
+        raise ApplicationError(_("Choose resend or accept."), code="invalid")
+    if action == "accept" and not note.strip():
+        raise ApplicationError(_("Please give a note; it is kept in the audit log."), code="invalid")
+    ids = sorted(set(drift_ids))
+    if not ids:
+        raise ApplicationError(_("Select at least one difference."), code="invalid")
+    if len(ids) > DRIFT_BULK_MAX:
+        raise ApplicationError(
+            _("At most %(max)s differences at once.") % {"max": DRIFT_BULK_MAX}, code="invalid"
+        )
+    result = BulkResult()
+    resent_grants: set[int] = set()
+    for drift_id in ids:
+        try:
+            if action == "accept":
+                drift_accept(drift_id=drift_id, actor=actor, note=note)
+            else:
+                grant_id = GrantDrift.objects.filter(pk=drift_id).values_list("grant_id", flat=True).first()
+                drift_resend(drift_id=drift_id, actor=actor, resend_grant=grant_id not in resent_grants)
+                resent_grants.add(grant_id)
+        except ApplicationError as exc:
+            result.skipped.append((drift_id, exc.message))
+        else:
+            result.done.append(drift_id)
+    return result
 
 
 # --- Usage --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, acks_late=True, ignore_result=True)
 def outbox_deliver_task(self, outbox_id: int) -> str:
-    from apps.providers.services import outbox_deliver
+    from apps.providers.services import outbox_deliver, outbox_mark_enqueued
 
     outcome = outbox_deliver(outbox_id=outbox_id)
     if outcome.result == "retry" and not self.request.is_eager:
@@ -19,6 +19,8 @@ def outbox_deliver_task(self, outbox_id: int) -> str:
             outbox_deliver_task.apply_async((outbox_id,), countdown=outcome.retry_in)
         except Exception:
             logger.warning("could not schedule the retry of outbox row %s", outbox_id, exc_info=True)
+        else:
+            outbox_mark_enqueued(outbox_id=outbox_id, due_in=outcome.retry_in)
     return outcome.result
 
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("secretariat/grants/<uuid:public_id>/resend/", views.grant_resend, name="grant-resend"),
     path("secretariat/grants/<uuid:public_id>/revoke/", views.grant_revoke, name="grant-revoke"),
     path("secretariat/drifts/", views.drift_list, name="drift-list"),
+    path("secretariat/drifts/bulk/", views.drift_bulk, name="drift-bulk"),
     path("secretariat/drifts/<int:drift_id>/resend/", views.drift_resend, name="drift-resend"),
     path("secretariat/drifts/<int:drift_id>/accept/", views.drift_accept, name="drift-accept"),
     # Members

@@ -3,13 +3,17 @@ provider operator's console. Views parse input, call one service or selector, re
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError
@@ -20,6 +24,7 @@ from apps.providers import selectors, services
 from apps.providers.forms import (
     ConsoleFilterForm,
     DriftAcceptForm,
+    DriftBulkForm,
     DriftFilterForm,
     GrantCreateForm,
     GrantFilterForm,
@@ -245,13 +250,85 @@ def grant_org_search(request):
 @staff_required
 def drift_list(request):
     form = DriftFilterForm(request.GET or None)
-    page = _page(request, selectors.drift_list_open(provider_slug=_filters(form).get("provider", "")))
+    provider_slug = _filters(form).get("provider", "")
+    page = _page(request, selectors.drift_list_open(provider_slug=provider_slug))
     return render_page_or_partial(
         request,
         "providers/drift_list.html",
         "results",
-        {"form": form, "page": page, "accept_form": DriftAcceptForm(), "querystring": _querystring(request)},
+        {
+            "form": form,
+            "page": page,
+            "accept_form": DriftAcceptForm(),
+            "bulk_form": DriftBulkForm(initial={"provider": provider_slug}),
+            "querystring": _querystring(request),
+        },
     )
+
+
+@staff_required
+@require_POST
+def drift_bulk(request):
+    """Resend or accept the ticked differences (or all the filter shows); htmx re-renders the list."""
+    form = DriftBulkForm(request.POST)
+    message = error = None
+    if form.is_valid():
+        data = form.cleaned_data
+        ids = data["drift"]
+        if data["all_matching"]:
+            ids = list(
+                selectors.drift_list_open(provider_slug=data["provider"]).values_list("pk", flat=True)[
+                    : services.DRIFT_BULK_MAX
+                ]
+            )
+        try:
+            result = services.drifts_resolve(
+                drift_ids=ids, action=data["action"], actor=request.user, note=data["note"]
+            )
+        except ApplicationError as exc:
+            error = exc.message
+        else:
+            message = (
+                ngettext("%(n)s difference resent.", "%(n)s differences resent.", len(result.done))
+                if data["action"] == "resend"
+                else ngettext("%(n)s difference accepted.", "%(n)s differences accepted.", len(result.done))
+            ) % {"n": len(result.done)}
+            if result.skipped:
+                error = ngettext("%(n)s skipped: %(why)s", "%(n)s skipped: %(why)s", len(result.skipped)) % {
+                    "n": len(result.skipped),
+                    "why": "; ".join(sorted({why for _id, why in result.skipped})),
+                }
+    else:
+        # The note's error is shown next to the note.
+        error = " ".join(str(e) for name, errors in form.errors.items() if name != "note" for e in errors)
+    failed = message is None
+    provider_slug = form.cleaned_data.get("provider", "") if hasattr(form, "cleaned_data") else ""
+    if request.htmx:
+        filter_form = DriftFilterForm({"provider": provider_slug} if provider_slug else None)
+        response = render(
+            request,
+            "providers/drift_list.html#results",
+            {
+                "form": filter_form,
+                "page": _page(request, selectors.drift_list_open(provider_slug=provider_slug)),
+                "accept_form": DriftAcceptForm(),
+                "bulk_form": form if failed else DriftBulkForm(initial={"provider": provider_slug}),
+                "selected": {int(v) for v in request.POST.getlist("drift") if v.isdigit() and len(v) < 19}
+                if failed
+                else set(),
+                "bulk_message": message,
+                "bulk_error": error,
+                "querystring": f"provider={provider_slug}" if provider_slug else "",
+            },
+            status=400 if failed else 200,
+        )
+        return response
+    if message:
+        messages.success(request, message)
+    if error:
+        messages.error(request, error)
+    url = reverse("providers:drift-list")
+    return redirect(f"{url}?{urlencode({'provider': provider_slug})}" if provider_slug else url)
 
 
 @staff_required

@@ -51,6 +51,7 @@ def setup(settings):
     settings.OUTBOX_BACKOFF_BASE = 0.2
     settings.OUTBOX_BACKOFF_MAX = 2
     settings.OUTBOX_CLAIM_SECONDS = 5
+    settings.OUTBOX_REENQUEUE_SECONDS = 3  # this process is beat: messages lost in a crash come back soon
 
 
 def _provider_for(sim):

@@ -98,6 +98,8 @@ def _staff_posts(grant, drift) -> list[tuple[str, dict]]:
         (reverse("providers:grant-revoke", args=[grant.public_id]), {"reason": "契約終了"}),
         (reverse("providers:drift-resend", args=[drift.pk]), {}),
         (reverse("providers:drift-accept", args=[drift.pk]), {"note": "意図どおり"}),
+        (reverse("providers:drift-bulk"), {"action": "accept", "note": "意図どおり", "drift": [drift.pk]}),
+        (reverse("providers:drift-bulk"), {"action": "resend", "all_matching": "on"}),
         (reverse("providers:grant-create"), {}),
     ]
 
@@ -660,3 +662,113 @@ def test_sync_state_counts_agree_with_each_grants_sync_state(settings):
     counts = {value: n for value, _label, n in selectors.sync_state_counts(selectors.grant_list())}
     assert counts == {"failing": 2, "drifted": 1, "sending": 2, "in_sync": 3}
     assert counts == {k: expected.get(k, 0) for k in counts}
+
+
+# --- bulk resend / accept on the drift page --------------------------------------------------------
+
+
+def _drifts(grant_period, n, *, kind=GrantDrift.Kind.MISSING):
+    drifts = []
+    for _ in range(n):
+        grant = QuotaGrantFactory(period=grant_period, gpu_hours="10")
+        QuotaGrant.objects.filter(pk=grant.pk).update(state=S.ACTIVE, applied_version=1)
+        drifts.append(
+            GrantDrift.objects.create(
+                provider=grant.pool.provider,
+                grant=grant,
+                grant_public_id=str(grant.public_id),
+                kind=kind,
+                ours={"version": 1, "state": "active", "gpu_hours": "10.00"},
+                theirs={"version": 2, "status": "revoked", "gpu_hours": ""},
+            )
+        )
+    return drifts
+
+
+def test_the_drift_page_offers_the_bulk_form_with_a_checkbox_per_open_difference(staff_client, period):
+    drifts = _drifts(period, 3)
+    body = staff_client.get(reverse("providers:drift-list")).content.decode()
+    assert 'id="drift-bulk"' in body and reverse("providers:drift-bulk") in body
+    for drift in drifts:
+        assert f'name="drift" value="{drift.pk}" form="drift-bulk"' in body
+    assert "選択した差異に適用" in body
+
+
+def test_bulk_resend_through_htmx_resends_each_grant_above_the_providers_version(staff_client, period):
+    drifts = _drifts(period, 3)
+    response = staff_client.post(
+        reverse("providers:drift-bulk"), {"action": "resend", "drift": [drifts[0].pk, drifts[1].pk]}, **HX
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    assert "2 件の差異を再送しました" in body
+    for drift in drifts[:2]:
+        drift.refresh_from_db()
+        assert drift.resolution == GrantDrift.Resolution.RESENT
+        assert GrantOutbox.objects.get(grant_id=drift.grant_id, state="pending").version == 3
+        assert f'value="{drift.pk}"' not in body  # no longer open: gone from the list
+    assert f'value="{drifts[2].pk}"' in body
+    assert AuditEvent.objects.filter(action="drift.resent").count() == 2
+
+
+def test_bulk_accept_needs_a_note_and_keeps_the_selection(staff_client, period):
+    drifts = _drifts(period, 2)
+    url = reverse("providers:drift-bulk")
+    response = staff_client.post(url, {"action": "accept", "drift": [d.pk for d in drifts]}, **HX)
+    body = response.content.decode()
+    assert response.status_code == 400 and "メモを入力してください" in body
+    assert f'value="{drifts[0].pk}" form="drift-bulk"' in body and "checked" in body
+    assert not GrantDrift.objects.filter(resolved_at__isnull=False).exists()
+
+    response = staff_client.post(
+        url, {"action": "accept", "note": "合意済み", "drift": [d.pk for d in drifts]}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("providers:drift-list")
+    assert GrantDrift.objects.filter(resolution=GrantDrift.Resolution.ACCEPTED).count() == 2
+    assert [e.after["note"] for e in AuditEvent.objects.filter(action="drift.accepted")] == ["合意済み"] * 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"action": "resend"},  # nothing selected
+        {"action": "resend", "drift": ["abc"]},
+        {"action": "resend", "drift": ["9" * 40]},
+        {"action": "explode", "drift": ["1"]},
+        {"drift": ["1"]},
+    ],
+)
+def test_bad_bulk_requests_are_a_form_error_never_a_500(staff_client, period, data):
+    drifts = _drifts(period, 1)
+    response = staff_client.post(reverse("providers:drift-bulk"), data, **HX)
+    assert response.status_code == 400 and 'role="alert"' in response.content.decode()
+    drifts[0].refresh_from_db()
+    assert drifts[0].resolved_at is None
+
+
+def test_bulk_all_matching_resolves_only_what_the_filter_shows(staff_client, period, other_period):
+    ours, theirs = _drifts(period, 2), _drifts(other_period, 2)
+    response = staff_client.post(
+        reverse("providers:drift-bulk"),
+        {"action": "accept", "note": "一括", "all_matching": "on", "provider": "sakura"},
+        **HX,
+    )
+    assert response.status_code == 200 and "2 件の差異を承認しました" in response.content.decode()
+    assert {d.pk for d in GrantDrift.objects.filter(resolved_at__isnull=False)} == {d.pk for d in ours}
+    assert all(GrantDrift.objects.get(pk=d.pk).resolved_at is None for d in theirs)
+
+
+def test_bulk_reports_what_it_skipped(staff_client, period, sakura):
+    drifts = _drifts(period, 1)
+    extra = GrantDrift.objects.create(
+        provider=sakura,
+        grant=None,
+        grant_public_id="ext-9",
+        kind=GrantDrift.Kind.EXTRA,
+        theirs={"version": 1},
+    )
+    response = staff_client.post(
+        reverse("providers:drift-bulk"), {"action": "resend", "drift": [drifts[0].pk, extra.pk]}, **HX
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "1 件の差異を再送しました" in body and "1 件をスキップ" in body

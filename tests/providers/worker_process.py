@@ -86,8 +86,8 @@ class RedisServer:
 
 
 class CeleryWorker:
-    def __init__(self, *, broker_url: str, env: dict, concurrency: int = 8):
-        self.broker_url, self.env, self.concurrency = broker_url, env, concurrency
+    def __init__(self, *, broker_url: str, env: dict, concurrency: int = 8, pool: str = "threads"):
+        self.broker_url, self.env, self.concurrency, self.pool = broker_url, env, concurrency, pool
         self.process: subprocess.Popen | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)  # noqa: SIM115
 
@@ -108,7 +108,7 @@ class CeleryWorker:
                 "portal",
                 "worker",
                 "-P",
-                "threads",
+                self.pool,
                 "-c",
                 str(self.concurrency),
                 "--without-heartbeat",

@@ -6,16 +6,24 @@ from dataclasses import dataclass, field
 
 class ProviderError(Exception):
     """A call to a provider failed. ``permanent`` errors are not retried (bad request, refused
-    credentials); ``stale`` means the provider already holds a newer version of the grant."""
+    credentials); ``stale`` means the provider already holds a newer version of the grant (its
+    ``current_version`` is in ``detail``, the decoded error body)."""
 
     def __init__(
-        self, message: str, *, permanent: bool = False, stale: bool = False, status: int | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        stale: bool = False,
+        status: int | None = None,
+        detail: dict | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.stale = stale
         self.status = status
+        self.detail = detail or {}
 
 
 @dataclass
@@ -48,9 +56,10 @@ class AuditCheckpoint:
 class ProviderAdapter:
     """Talks to one provider. Implementations raise ProviderError for every failure."""
 
-    def __init__(self, provider, *, timeout: float):
+    def __init__(self, provider, *, timeout: float, deadline: float | None = None):
         self.provider = provider
-        self.timeout = timeout
+        self.timeout = timeout  # connecting and each read
+        self.deadline = 3 * timeout if deadline is None else deadline  # the whole request
 
     def apply(self, payload: dict, *, idempotency_key: str) -> QuotaState:
         raise NotImplementedError

@@ -53,6 +53,7 @@ class RestAdapter(ProviderAdapter):
             body=body,
             idempotency_key=idempotency_key,
             timeout=self.timeout,
+            deadline=self.deadline,
         )
 
     def apply(self, payload: dict, *, idempotency_key: str) -> QuotaState:

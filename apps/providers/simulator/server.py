@@ -47,6 +47,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from apps.providers import signing
 
 FAULT_KINDS = ("500", "503", "timeout", "drop", "slow", "lost")
+# Only when named (never part of "all"): "drip" applies the request, then sends the answer one byte
+# at a time, ``drip_seconds`` apart; "wrong" applies nothing and answers a PUT or DELETE of a quota
+# with 200 and the quota the simulator holds (a provider that ignores writes).
+OPT_IN_FAULTS = ("drip", "wrong")
 API_PREFIX = "/v1"
 CONTROL_PREFIX = "/_sim"
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -179,14 +183,16 @@ class FaultConfig:
     latency: float = 0.0
     hang_seconds: float = 5.0
     slow_seconds: float = 0.5
+    drip_seconds: float = 0.1
 
     def updated(self, changes: dict) -> "FaultConfig":
         """A copy with ``changes`` applied; ValueError names the first bad value."""
-        unknown = set(changes) - {"fail_rate", "faults", "latency", "hang_seconds", "slow_seconds"}
+        numbers = ("fail_rate", "latency", "hang_seconds", "slow_seconds", "drip_seconds")
+        unknown = set(changes) - {"faults", *numbers}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         values = {}
-        for name in ("fail_rate", "latency", "hang_seconds", "slow_seconds"):
+        for name in numbers:
             if name not in changes:
                 continue
             value = changes[name]
@@ -215,9 +221,10 @@ def parse_faults(value) -> tuple[str, ...]:
         items = list(value)
     else:
         raise ValueError("faults must be a list of fault kinds")
-    unknown = [item for item in items if item not in FAULT_KINDS]
+    known = FAULT_KINDS + OPT_IN_FAULTS
+    unknown = [item for item in items if item not in known]
     if unknown:
-        raise ValueError(f"unknown fault kinds: {', '.join(unknown)} (known: {', '.join(FAULT_KINDS)})")
+        raise ValueError(f"unknown fault kinds: {', '.join(unknown)} (known: {', '.join(known)})")
     return tuple(dict.fromkeys(items))
 
 
@@ -753,6 +760,19 @@ class Simulator:
             )
             return _quota_json(db.execute("SELECT * FROM quotas WHERE grant_id = ?", (grant_id,)).fetchone())
 
+    def held_quota(self, method: str, raw_path: str) -> dict | None:
+        """The "wrong" fault's answer to a PUT or DELETE of a quota: what the simulator holds for it
+        (unchanged), or a revoked version-0 quota if it holds nothing; None for other requests."""
+        match = re.fullmatch(API_PREFIX + r"/quotas/([^/?]+)(\?.*)?", raw_path)
+        if method not in ("PUT", "DELETE") or not match:
+            return None
+        grant_id = unquote(match[1])
+        with self.store.transaction() as db:
+            row = db.execute("SELECT * FROM quotas WHERE grant_id = ?", (grant_id,)).fetchone()
+        if row is not None:
+            return _quota_json(row)
+        return {"grant_id": grant_id, "version": 0, "status": "revoked", "gpu_hours": None}
+
     def forget_quota(self, grant_id: str) -> bool:
         with self.store.transaction() as db:
             return db.execute("DELETE FROM quotas WHERE grant_id = ?", (grant_id,)).rowcount > 0
@@ -964,6 +984,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 raise _NoAnswer
             elif fault == "drop":
                 raise _NoAnswer
+            elif fault == "wrong" and (held := simulator.held_quota(self.command, self.path)) is not None:
+                answer = Answer(200, held, {})
             else:
                 if fault == "slow":
                     time.sleep(config.slow_seconds)
@@ -976,7 +998,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                     answer = Answer(500, {"error": "simulator bug (see its stderr)", "code": "internal"}, {})
                 if fault == "lost":
                     raise _NoAnswer
-            self._send(answer)
+            if fault == "drip":
+                self._send(answer, drip_seconds=config.drip_seconds)
+            else:
+                self._send(answer)
             status = answer.status
         except _NoAnswer:
             self.close_connection = True
@@ -1034,17 +1059,43 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         except ApiError as exc:
             return Answer(exc.status, exc.body(), {})
 
-    def _send(self, answer: Answer) -> None:
+    def _send(self, answer: Answer, *, drip_seconds: float = 0.0) -> None:
         payload = json.dumps(answer.body, ensure_ascii=False).encode()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
+        if drip_seconds:
+            self.wfile = _DripWriter(self.wfile, drip_seconds)
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:  # the client gave up on a dripping answer
+            self.close_connection = True
+        finally:
+            if drip_seconds:
+                self.wfile = self.wfile.raw
+                self.close_connection = True
+
+
+class _DripWriter:
+    """Writes one byte at a time, ``seconds`` apart (the "drip" fault): status line, headers, body."""
+
+    def __init__(self, raw, seconds: float):
+        self.raw, self.seconds = raw, seconds
+
+    def write(self, data: bytes) -> int:
+        for i in range(len(data)):
+            self.raw.write(data[i : i + 1])
+            self.raw.flush()
+            time.sleep(self.seconds)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
 
 
 class SimulatorServer(ThreadingHTTPServer):
