@@ -471,3 +471,14 @@ def period_list_for_granting() -> QuerySet[PoolPeriod]:
 
 def organization_list_for_granting() -> QuerySet[Organization]:
     return Organization.objects.filter(membership__status=Membership.Status.ACTIVE).order_by("name_en")
+
+
+def usage_rejection_summary(*, provider: Provider, recent: int = 10) -> dict:
+    """Refused usage of a provider: how many records in all, and its latest refused batches."""
+    from apps.providers.models import UsageRejection
+
+    rows = UsageRejection.objects.filter(provider=provider)
+    return {
+        "total": rows.aggregate(total=Sum("rejected"))["total"] or 0,
+        "recent": list(rows.order_by("-received_at", "-pk")[:recent]),
+    }
