@@ -213,8 +213,11 @@ def _hours(value) -> Decimal | None:
 
 def _schema_problems(record) -> dict[str, list[str]] | None:
     """Problems by field according to the schema; None when the record is not even an object."""
-    if _record_fast.is_valid(record):
-        return {}
+    try:
+        if _record_fast.is_valid(record):
+            return {}
+    except (UnicodeEncodeError, ValueError):  # a lone surrogate (Rust strings are UTF-8): the slow path
+        pass
     if not isinstance(record, dict):
         return None
     messages = _field_messages()
