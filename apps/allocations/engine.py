@@ -55,10 +55,18 @@ POOLS_EXHAUSTED = "pools_exhausted"
 
 # Amounts are whole GPU-hours held exactly by a float64 below 2**53; this bound leaves room for sums.
 MAX_AMOUNT = 10**15
+# Weights are relative; outside this range they are a mistake (10**400 overflows a float, 1e-320
+# makes every level infinite), and within it levels (amount / weight) stay finite and precise.
+# The round's fair-share policy quantizes weights to 0.000001 (fairshare.WEIGHT_QUANTUM).
+MIN_WEIGHT = 1e-6
+MAX_WEIGHT = 1e6
 
 # Up to this many active pools Hall's condition is checked over all 2**n pool subsets (vectorised);
 # beyond, with a max-flow on the group x pool graph.
 SUBSET_MAX_POOLS = 16
+
+# The largest distance (GPU-hours) at which an exact amount is taken as the whole number next to it.
+SNAP_MAX = 1e-3
 
 _SHOWN_NAMES = 20  # how many orgs an error message names before "and N more"
 
@@ -140,40 +148,42 @@ class Allocation:
     def to_dict(self) -> dict[str, Any]:
         """The JSON document described in docs/allocation-format.md."""
         return {
-            "classes": [
-                {
-                    "class": result.gpu_class,
-                    "capacity": result.capacity,
-                    "demand": result.demand,
-                    "granted": result.granted,
-                    "pools": [
-                        {"id": pool, "capacity": capacity, "granted": granted}
-                        for pool, (capacity, granted) in result.pools.items()
-                    ],
-                    "bottlenecks": [
-                        {"level": _round6(b.level), "pools": list(b.pools)} for b in result.bottlenecks
-                    ],
-                }
-                for result in self.classes.values()
-            ],
-            "allocations": [
-                {
-                    "org": share.org,
-                    "class": share.gpu_class,
-                    "demand": share.demand,
-                    "weight": share.weight,
-                    "floor": share.floor,
-                    "granted": share.granted,
-                    "exact": _round6(share.exact),
-                    "level": _round6(share.level),
-                    "stopped": share.stopped,
-                    "exhausted_pools": list(share.exhausted_pools),
-                    "bottleneck": share.bottleneck,
-                    "placement": share.placement,
-                }
-                for share in self.shares()
-            ],
+            "classes": [class_json(result) for result in self.classes.values()],
+            "allocations": [share_json(share) for share in self.shares()],
         }
+
+
+def class_json(result: ClassResult) -> dict[str, Any]:
+    """One entry of the result document's "classes"."""
+    return {
+        "class": result.gpu_class,
+        "capacity": result.capacity,
+        "demand": result.demand,
+        "granted": result.granted,
+        "pools": [
+            {"id": pool, "capacity": capacity, "granted": granted}
+            for pool, (capacity, granted) in result.pools.items()
+        ],
+        "bottlenecks": [{"level": _round6(b.level), "pools": list(b.pools)} for b in result.bottlenecks],
+    }
+
+
+def share_json(share: Share) -> dict[str, Any]:
+    """One entry of the result document's "allocations"."""
+    return {
+        "org": share.org,
+        "class": share.gpu_class,
+        "demand": share.demand,
+        "weight": share.weight,
+        "floor": share.floor,
+        "granted": share.granted,
+        "exact": _round6(share.exact),
+        "level": _round6(share.level),
+        "stopped": share.stopped,
+        "exhausted_pools": list(share.exhausted_pools),
+        "bottleneck": share.bottleneck,
+        "placement": share.placement,
+    }
 
 
 def _round6(value: float) -> float:
@@ -245,6 +255,16 @@ def instance_from_json(data: Any) -> tuple[list[Pool], list[RequestLine]]:
     errors += [f'unknown key "{key}" at the top level.' for key in data if key not in ("pools", "requests")]
     pools: list[Pool] = []
     requests: list[RequestLine] = []
+    # Lines of a large instance repeat the same classes and pool lists: share one object each, so
+    # that the engine's input does not keep a copy per line once the parsed document is dropped.
+    shared: dict = {}
+
+    def share(value):
+        try:
+            return shared.setdefault(value, value)
+        except TypeError:  # unhashable (a list where a string belongs): refused later
+            return value
+
     for name, required, optional in (
         ("pools", ("id", "class", "capacity"), ()),
         ("requests", ("org", "class", "demand"), ("weight", "floor", "pools")),
@@ -265,7 +285,9 @@ def instance_from_json(data: Any) -> tuple[list[Pool], list[RequestLine]]:
             if missing or unknown:
                 continue
             if name == "pools":
-                pools.append(Pool(id=item["id"], gpu_class=item["class"], capacity=item["capacity"]))
+                pools.append(
+                    Pool(id=share(item["id"]), gpu_class=share(item["class"]), capacity=item["capacity"])
+                )
             else:
                 listed = item.get("pools")
                 if listed is not None and not isinstance(listed, list):
@@ -274,11 +296,11 @@ def instance_from_json(data: Any) -> tuple[list[Pool], list[RequestLine]]:
                 requests.append(
                     RequestLine(
                         org=item["org"],
-                        gpu_class=item["class"],
+                        gpu_class=share(item["class"]),
                         demand=item["demand"],
                         weight=item.get("weight", 1.0),
                         floor=item.get("floor", 0),
-                        pools=None if listed is None else tuple(listed),
+                        pools=None if listed is None else share(tuple(share(p) for p in listed)),
                     )
                 )
     if errors:
@@ -313,34 +335,57 @@ def _whole(value: Any, what: str, errors: list[str]) -> int:
     if type(value) is int and 0 <= value <= MAX_AMOUNT:  # the common case, quickly
         return value
     if not _is_number(value):
-        errors.append(f"{what} must be a whole number of GPU-hours, not {value!r}.")
+        errors.append(f"{what} must be a whole number of GPU-hours, not {_shown(value)}.")
         return 0
-    if not math.isfinite(value) or value != int(value):
-        errors.append(f"{what} must be a whole number of GPU-hours, not {value}.")
+    if not isinstance(value, numbers.Integral) and (not math.isfinite(value) or value != int(value)):
+        errors.append(f"{what} must be a whole number of GPU-hours, not {_shown(value)}.")
         return 0
     if value < 0:
-        errors.append(f"{what} must not be negative ({value}).")
+        errors.append(f"{what} must not be negative ({_shown(value)}).")
         return 0
     if value > MAX_AMOUNT:
-        errors.append(f"{what} must be at most {MAX_AMOUNT} GPU-hours ({value}).")
+        errors.append(f"{what} must be at most {MAX_AMOUNT} GPU-hours ({_shown(value)}).")
         return 0
     return int(value)
 
 
 def _weight(value: Any, what: str, errors: list[str]) -> float:
-    if (type(value) is float or type(value) is int) and 0 < value < math.inf:
+    if (type(value) is float or type(value) is int) and MIN_WEIGHT <= value <= MAX_WEIGHT:
         return float(value)
-    if _is_number(value) and math.isfinite(value) and value > 0:
+    if not _is_number(value) or value != value or value <= 0 or value == math.inf:  # value != value: NaN
+        errors.append(f"{what} must be a positive number, not {_shown(value)}.")
+    elif not MIN_WEIGHT <= value <= MAX_WEIGHT:  # compared exactly: 10**400 is an int, not a float
+        errors.append(f"{what} must be between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}, not {_shown(value)}.")
+    else:
         return float(value)
-    errors.append(f"{what} must be a positive number, not {value!r}.")
     return 1.0
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value in a message: repr, cut, and without a 5,000-digit integer's str() (a ValueError)."""
+    if isinstance(value, int) and abs(value) > 10**50:
+        return f"a number of about {value.bit_length() * 0.30103:.0f} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _encodable(value: str) -> bool:
+    """UTF-8 can write it: no lone surrogate (JSON's "\\ud800" decodes to one)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _names_ok(values: tuple[Any, ...], whats: tuple[str, ...], errors: list[str]) -> bool:
     ok = True
     for value, what in zip(values, whats, strict=True):
         if not isinstance(value, str) or not value:
-            errors.append(f"{what} must be a non-empty string, not {value!r}.")
+            errors.append(f"{what} must be a non-empty string, not {_shown(value)}.")
+            ok = False
+        elif not value.isascii() and not _encodable(value):
+            errors.append(f"{what} must be text UTF-8 can write, not {_shown(value)} (a lone surrogate).")
             ok = False
     return ok
 
@@ -373,7 +418,13 @@ def _validated(pools: Iterable[Pool], requests: Iterable[RequestLine]) -> list[_
     masks: dict[tuple[str, tuple], tuple[int, list[str]]] = {}  # (class, listed pools) -> (mask, errors)
     for number, line in enumerate(requests, 1):
         org, gpu_class, demand, floor, weight = line.org, line.gpu_class, line.demand, line.floor, line.weight
-        if type(org) is not str or type(gpu_class) is not str or not org or not gpu_class:
+        if (
+            type(org) is not str
+            or type(gpu_class) is not str
+            or not org
+            or not gpu_class
+            or not (org.isascii() and gpu_class.isascii())
+        ):
             where = f"request line {number}"
             if not _names_ok((org, gpu_class), (f"{where}: the org", f"{where}: the class"), errors):
                 continue
@@ -390,7 +441,7 @@ def _validated(pools: Iterable[Pool], requests: Iterable[RequestLine]) -> list[_
             and type(floor) is int
             and 0 <= floor <= demand <= MAX_AMOUNT
             and (type(weight) is float or type(weight) is int)
-            and 0 < weight < math.inf
+            and MIN_WEIGHT <= weight <= MAX_WEIGHT
         ):
             where = _where(number, line)
             demand = _whole(demand, f"{where}: the demand", errors)
@@ -731,14 +782,16 @@ def _solve(problem: _Problem) -> ClassResult:
         group_stage[stage.groups] = index
     exact = np.clip(w * group_level[group_of], f, d)
 
-    # Each org: the floor or the ceiling of its exact amount (within floating-point noise).
-    snap = 1e-9 * np.maximum(1.0, exact)
+    # Each org: the floor or the ceiling of its exact amount (within floating-point noise). The snap
+    # is relative, but at most a thousandth: 1e-9 of 10**9 GPU-hours is a third of a unit, which
+    # rounded 333333331.67 up to 333333332 and left the floor/ceiling band (a RuntimeError).
+    snap = np.minimum(1e-9 * np.maximum(1.0, exact), SNAP_MAX)
     lo = np.clip(np.floor(exact + snap), problem.floor, problem.demand).astype(np.int64)
     hi = np.clip(np.ceil(exact - snap), lo, problem.demand).astype(np.int64)
     group_lo = np.bincount(group_of, weights=lo, minlength=k).astype(np.int64)
     group_hi = np.bincount(group_of, weights=hi, minlength=k).astype(np.int64)
     group_exact = np.bincount(group_of, weights=exact, minlength=k)
-    group_snap = 1e-9 * np.maximum(1.0, group_exact)
+    group_snap = np.minimum(1e-9 * np.maximum(1.0, group_exact), SNAP_MAX)
     lower = np.clip(np.floor(group_exact + group_snap), group_lo, group_hi).astype(np.int64)
     upper = np.clip(np.ceil(group_exact - group_snap), lower, group_hi).astype(np.int64)
 

@@ -1,5 +1,7 @@
-"""Every error of the member API is JSON: ``{"detail": …, "code": …}``, plus ``"errors"`` (a list
-of messages per field) when the input did not validate."""
+"""Every error of the member API is JSON: ``{"detail": …, "code": …}``, plus ``"errors"`` (messages
+per field; ``non_field_errors`` for the request as a whole) on every 400, whatever raised it: a
+serializer or filter, a body that is not JSON (ParseError), or a refusal of a service
+(ApplicationError) — the OpenAPI schema promises ``errors`` on every 400."""
 
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ def _first_code(codes) -> str:
         codes = next(iter(codes.values()), "invalid")
     if isinstance(codes, list):
         codes = codes[0] if codes else "invalid"
-    return codes if isinstance(codes, str) else _first_code(codes)
+    if isinstance(codes, dict | list):
+        return _first_code(codes)
+    return codes if isinstance(codes, str) else "invalid"  # a message without a code
 
 
 def api_exception_handler(exc, context):
@@ -38,7 +42,10 @@ def api_exception_handler(exc, context):
         body = {"detail": str(exc.message), "code": exc.code}
         if exc.extra:
             body["extra"] = exc.extra
-        return Response(body, status=APPLICATION_ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST))
+        answer = APPLICATION_ERROR_STATUS.get(exc.code, status.HTTP_400_BAD_REQUEST)
+        if answer == status.HTTP_400_BAD_REQUEST:
+            body["errors"] = {"non_field_errors": [str(exc.message)]}
+        return Response(body, status=answer)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(_("Not found."))
     elif isinstance(exc, PermissionDenied):
@@ -60,4 +67,6 @@ def api_exception_handler(exc, context):
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = _first_code(exc.get_codes()) if isinstance(exc, exceptions.APIException) else "error"
         response.data = {"detail": str(_messages(detail)), "code": code}
+        if response.status_code == status.HTTP_400_BAD_REQUEST:  # ParseError and the like
+            response.data["errors"] = {"non_field_errors": [response.data["detail"]]}
     return response

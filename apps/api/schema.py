@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 
@@ -30,20 +30,38 @@ ErrorSerializer = inline_serializer(
         "code": serializers.CharField(help_text="A stable machine-readable code."),
     },
 )
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {
+                    "type": "object",
+                    "description": "Messages of a list's or an object's items, by index or key.",
+                },
+            ]
+        },
+    }
+)
+class _ErrorsField(serializers.DictField):
+    """Messages per field: a list of strings, or (for a list or nested field) the same by index."""
+
+
 ValidationErrorSerializer = inline_serializer(
     name="ValidationError",
     fields={
         "detail": serializers.CharField(),
         "code": serializers.CharField(),
-        "errors": serializers.DictField(
-            child=serializers.ListField(child=serializers.CharField()),
-            help_text="Messages per field (non_field_errors for the request as a whole).",
-        ),
+        "errors": _ErrorsField(help_text="Messages per field (non_field_errors for the request as a whole)."),
     },
 )
 
 AUTH_ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="Missing, invalid, revoked or expired token."),
+    429: OpenApiResponse(ErrorSerializer, description="Too many requests (API_RATE_LIMIT per user)."),
 }
 READ_ERRORS = {
     **AUTH_ERRORS,

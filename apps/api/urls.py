@@ -1,4 +1,4 @@
-from django.urls import path, re_path, register_converter
+from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
 from apps.api import views, web
@@ -19,6 +19,21 @@ class IdConverter:
 
 
 register_converter(IdConverter, "api_id")
+
+
+class RestConverter:
+    """The rest of a path, newlines included."""
+
+    regex = r"[\s\S]*"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(RestConverter, "api_rest")
 
 v1 = "api/v1/"
 org = v1 + "organizations/<slug:slug>/"
@@ -42,6 +57,7 @@ urlpatterns = [
     path("accounts/tokens/", web.token_list, name="token-list"),
     path("accounts/tokens/new/", web.token_create, name="token-create"),
     path("accounts/tokens/<api_id:token_id>/revoke/", web.token_revoke, name="token-revoke"),
-    # Anything else under /api/v1/ is a JSON 404, not the site's HTML page.
-    re_path(r"^api/v1/.*$", web.api_not_found, name="not-found"),
+    # Anything else under /api/ is a JSON 404, not the site's HTML page, whatever the rest holds
+    # (an encoded newline, %0A, too: "." would not match it).
+    path("api/<api_rest:rest>", web.api_not_found, name="not-found"),
 ]

@@ -6,6 +6,7 @@ Every organization-scoped view looks the organization up among those the token r
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -24,11 +25,44 @@ from apps.allocations import services as allocation_services
 from apps.allocations.models import AllocationRequest
 from apps.api import filters, selectors, serializers
 from apps.api.filters import parse_month
+from apps.api.parsers import SafeJSONParser
 from apps.api.schema import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, ValidationErrorSerializer
 from apps.core.exceptions import ApplicationError
 from apps.providers.models import QuotaGrant, UsageRecord
 
-SLUG = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="The organization's slug.")
+PERIOD_PATTERN = r"^(FY2[0-9]{3}|2[0-9]{3}-(0[1-9]|1[0-2]))?$"
+OPTIONAL_MONTH_PATTERN = r"^(2[0-9]{3}-(0[1-9]|1[0-2]))?$"
+SLUG = OpenApiParameter(
+    "slug",
+    {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": 80},
+    OpenApiParameter.PATH,
+    description="The organization's slug.",
+)
+
+
+class StrictQueryMixin:
+    """Unknown query parameters answer 400: a misspelt filter (``?stat=active``) used to be ignored
+    silently and return everything. Known: the filter set's, the paginator's, ``query_params``."""
+
+    query_params: tuple[str, ...] = ()
+    parser_classes = [SafeJSONParser]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, permissions and throttles first
+        known = set(self.query_params)
+        filterset_class = getattr(self, "filterset_class", None)
+        if filterset_class is not None:
+            known |= set(filterset_class.base_filters)
+        is_list = request.method == "GET" and callable(getattr(self, "list", None))
+        paginator = getattr(self, "paginator", None) if is_list else None
+        if paginator is not None:
+            known |= {paginator.page_query_param, paginator.page_size_query_param}
+        unknown = sorted(name for name in request.query_params if name not in known)
+        if unknown:
+            message = _("Unknown parameter; known parameters: %(known)s.") % {
+                "known": ", ".join(sorted(known)) or "—"
+            }
+            raise ValidationError({name[:100]: [message] for name in unknown[:20]}, code="unknown_parameter")
 
 
 class OrgScopedMixin:
@@ -61,7 +95,7 @@ class OrgScopedMixin:
         responses={200: serializers.OrganizationSerializer(many=True), **LIST_ERRORS},
     )
 )
-class OrganizationList(generics.ListAPIView):
+class OrganizationList(StrictQueryMixin, generics.ListAPIView):
     """The organizations you belong to that this token reaches, with your roles in each."""
 
     serializer_class = serializers.OrganizationSerializer
@@ -78,7 +112,7 @@ class OrganizationList(generics.ListAPIView):
         responses={200: serializers.OrganizationSerializer, **READ_ERRORS},
     )
 )
-class OrganizationDetail(OrgScopedMixin, generics.RetrieveAPIView):
+class OrganizationDetail(StrictQueryMixin, OrgScopedMixin, generics.RetrieveAPIView):
     """One organization; 404 if you have no role in it or the token does not reach it."""
 
     serializer_class = serializers.OrganizationSerializer
@@ -97,7 +131,7 @@ class OrganizationDetail(OrgScopedMixin, generics.RetrieveAPIView):
         responses={200: serializers.RoundSerializer(many=True), **LIST_ERRORS},
     )
 )
-class RoundList(generics.ListAPIView):
+class RoundList(StrictQueryMixin, generics.ListAPIView):
     """Rounds open for requests, closed, or published (newest first)."""
 
     serializer_class = serializers.RoundSerializer
@@ -115,7 +149,7 @@ class RoundList(generics.ListAPIView):
         responses={200: serializers.RoundSerializer, **READ_ERRORS},
     )
 )
-class RoundDetail(generics.RetrieveAPIView):
+class RoundDetail(StrictQueryMixin, generics.RetrieveAPIView):
     """One round (open, closed or published)."""
 
     serializer_class = serializers.RoundSerializer
@@ -156,7 +190,7 @@ def _reloaded(view, request_id: int):
         responses={201: serializers.RequestSerializer, **WRITE_ERRORS},
     ),
 )
-class RequestListCreate(OrgScopedMixin, generics.ListAPIView):
+class RequestListCreate(StrictQueryMixin, OrgScopedMixin, generics.ListAPIView):
     """The organization's requests (one per GPU class and round). Owners and administrators file
     new ones with a read-write token while the round is open."""
 
@@ -226,7 +260,7 @@ class RequestListCreate(OrgScopedMixin, generics.ListAPIView):
         responses={204: OpenApiResponse(description="Withdrawn."), **WRITE_ERRORS},
     ),
 )
-class RequestDetail(OrgScopedMixin, generics.RetrieveAPIView):
+class RequestDetail(StrictQueryMixin, OrgScopedMixin, generics.RetrieveAPIView):
     """One request. PUT replaces the demand, floor, justification and eligible pools; PATCH changes
     the fields given; DELETE withdraws it. Only while its round is open, by an owner or administrator."""
 
@@ -285,7 +319,7 @@ class RequestDetail(OrgScopedMixin, generics.RetrieveAPIView):
     parameters=[SLUG],
     responses={200: serializers.ResultSerializer, **READ_ERRORS},
 )
-class ResultDetail(OrgScopedMixin, APIView):
+class ResultDetail(StrictQueryMixin, OrgScopedMixin, APIView):
     """The organization's result in a published round: its weight and how it was derived, and per
     GPU class what was requested, considered, granted on which pools, and why it stopped."""
 
@@ -318,7 +352,7 @@ class ResultDetail(OrgScopedMixin, APIView):
         responses={200: serializers.GrantSerializer(many=True), **LIST_ERRORS},
     )
 )
-class GrantList(OrgScopedMixin, generics.ListAPIView):
+class GrantList(StrictQueryMixin, OrgScopedMixin, generics.ListAPIView):
     """The organization's quota grants, newest first, with the GPU-hours used and how each stands
     with its provider (sync_state)."""
 
@@ -338,12 +372,17 @@ class GrantList(OrgScopedMixin, generics.ListAPIView):
         tags=["grants"],
         parameters=[
             SLUG,
-            OpenApiParameter("grant_id", str, OpenApiParameter.PATH, description="The grant's id (a UUID)."),
+            OpenApiParameter(
+                "grant_id",
+                {"type": "string", "format": "uuid"},
+                OpenApiParameter.PATH,
+                description="The grant's id (a UUID).",
+            ),
         ],
         responses={200: serializers.GrantSerializer, **READ_ERRORS},
     )
 )
-class GrantDetail(OrgScopedMixin, generics.RetrieveAPIView):
+class GrantDetail(StrictQueryMixin, OrgScopedMixin, generics.RetrieveAPIView):
     """One quota grant, by its id (a UUID)."""
 
     serializer_class = serializers.GrantSerializer
@@ -368,7 +407,7 @@ class GrantDetail(OrgScopedMixin, generics.RetrieveAPIView):
         responses={200: serializers.UsageRecordSerializer(many=True), **LIST_ERRORS},
     )
 )
-class UsageList(OrgScopedMixin, generics.ListAPIView):
+class UsageList(StrictQueryMixin, OrgScopedMixin, generics.ListAPIView):
     """Usage records reported by the providers for the organization's grants, newest first."""
 
     serializer_class = serializers.UsageRecordSerializer
@@ -387,7 +426,9 @@ class UsageList(OrgScopedMixin, generics.ListAPIView):
     parameters=[
         SLUG,
         OpenApiParameter(
-            "month", str, description="YYYY-MM, in Japan time; the current month when left out."
+            "month",
+            {"type": "string", "pattern": OPTIONAL_MONTH_PATTERN},
+            description="YYYY-MM (years 2000 to 2999), in Japan time; the current month when left out.",
         ),
     ],
     responses={
@@ -396,8 +437,10 @@ class UsageList(OrgScopedMixin, generics.ListAPIView):
         **READ_ERRORS,
     },
 )
-class UsageSummary(OrgScopedMixin, APIView):
+class UsageSummary(StrictQueryMixin, OrgScopedMixin, APIView):
     """GPU-hours used per pool in a month (by the start of each record, Japan time)."""
+
+    query_params = ("month",)
 
     def get(self, request, slug: str):
         organization = self.get_organization()
@@ -428,7 +471,7 @@ class UsageSummary(OrgScopedMixin, APIView):
         SLUG,
         OpenApiParameter(
             "period",
-            str,
+            {"type": "string", "pattern": PERIOD_PATTERN},
             description="FY2026 (a Japanese fiscal year, April to March) or 2026-05 (a month); "
             "the current fiscal year when left out.",
         ),
@@ -439,9 +482,11 @@ class UsageSummary(OrgScopedMixin, APIView):
         **READ_ERRORS,
     },
 )
-class Statement(OrgScopedMixin, APIView):
+class Statement(StrictQueryMixin, OrgScopedMixin, APIView):
     """Granted GPU-hours (pro-rated to the period) and used GPU-hours per pool, program awards
     apart, and month by month: the statement page's figures."""
+
+    query_params = ("period",)
 
     def get(self, request, slug: str):
         from apps.reports.selectors import Window, fiscal_year_of, parse_window, statement
@@ -449,7 +494,7 @@ class Statement(OrgScopedMixin, APIView):
         organization = self.get_organization()
         raw = request.query_params.get("period")
         if raw:
-            window = parse_window(raw)
+            window = parse_window(raw) if re.fullmatch(PERIOD_PATTERN, raw) else None
             if window is None:
                 raise ValidationError(
                     {"period": [_("Give a fiscal year as FY2026 or a month as 2026-05.")]},

@@ -1,59 +1,13 @@
-"""Prometheus metrics of the portal, computed at scrape time from the database (and, for events
-that leave no row, from counters in the shared cache), so every gunicorn and Celery process reports
-the same numbers. Served by apps.core.views.metrics; docs/operations.md lists them.
-
-Other code counts an event that leaves no row with ``metrics_count("usage_records_rejected",
-n, provider="kddi")``; the names it may count are ``CACHE_COUNTERS``."""
+"""Prometheus metrics of the portal, computed at scrape time from the database, so every gunicorn and
+Celery process reports the same numbers. Served by apps.core.views.metrics; docs/operations.md
+lists them."""
 
 from __future__ import annotations
 
-from django.core.cache import cache
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import CollectorRegistry
-
-# name -> (help, label names). Kept in the cache ("CACHE_URL": Redis in production, shared by all
-# processes); a cache flush resets them, which Prometheus treats as a counter reset.
-CACHE_COUNTERS = {
-    "usage_records_rejected": (
-        "Usage records refused (invalid) at a push or skipped at a pull.",
-        ("provider",),
-    ),
-}
-_KEY_PREFIX = "metrics:counter:"
-_KEYS_INDEX = "metrics:counter-keys"
-
-
-def _key(name: str, labels: dict) -> str:
-    return _KEY_PREFIX + name + "|" + "|".join(f"{k}={labels[k]}" for k in sorted(labels))
-
-
-def metrics_count(name: str, n: int = 1, **labels) -> None:
-    """Add ``n`` to a cache counter (never raises: metrics must not break the work they count)."""
-    if name not in CACHE_COUNTERS or n <= 0:
-        return
-    key = _key(name, labels)
-    try:
-        if cache.add(key, n, timeout=None):
-            keys = cache.get(_KEYS_INDEX) or []
-            if key not in keys:
-                cache.set(_KEYS_INDEX, [*keys, key], timeout=None)
-        else:
-            cache.incr(key, n)
-    except Exception:
-        pass
-
-
-def _cache_counters() -> dict[str, list[tuple[dict, int]]]:
-    keys = cache.get(_KEYS_INDEX) or []
-    values = cache.get_many(keys) if keys else {}
-    result: dict[str, list[tuple[dict, int]]] = {name: [] for name in CACHE_COUNTERS}
-    for key, value in values.items():
-        name, *pairs = key[len(_KEY_PREFIX) :].split("|")
-        if name in result:
-            result[name].append((dict(pair.split("=", 1) for pair in pairs if pair), int(value)))
-    return result
 
 
 class PortalCollector:
@@ -61,7 +15,7 @@ class PortalCollector:
 
     def collect(self):
         from apps.core.selectors import delivery_health
-        from apps.providers.models import DeliveryAttempt, GrantDrift, GrantOutbox, UsageMonth
+        from apps.providers.models import DeliveryAttempt, GrantDrift, GrantOutbox, UsageMonth, UsageRejection
         from apps.reports.models import ExportJob
 
         now = timezone.now()
@@ -130,12 +84,15 @@ class PortalCollector:
             accepted.add_metric([row["grant__pool__provider__slug"]], row["n"] or 0)
         yield accepted
 
-        counters = _cache_counters()
-        for name, (help_text, label_names) in CACHE_COUNTERS.items():
-            family = CounterMetricFamily(f"portal_{name}", help_text, labels=list(label_names))
-            for labels, value in sorted(counters[name], key=lambda item: sorted(item[0].items())):
-                family.add_metric([labels.get(label, "") for label in label_names], value)
-            yield family
+        rejected = CounterMetricFamily(
+            "portal_usage_records_rejected",
+            "Usage records refused at a push or skipped at a pull (UsageRejection), by provider and source.",
+            labels=["provider", "source"],
+        )
+        refused = UsageRejection.objects.values("provider__slug", "source").annotate(n=Sum("rejected"))
+        for row in refused.order_by("provider__slug", "source"):
+            rejected.add_metric([row["provider__slug"], row["source"]], row["n"] or 0)
+        yield rejected
 
         exports = GaugeMetricFamily("portal_export_jobs", "Background exports by state.", labels=["state"])
         counts = dict(ExportJob.objects.values_list("status").annotate(n=Count("id")).order_by())

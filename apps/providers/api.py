@@ -1,20 +1,20 @@
 """The portal's side of the Provider API: providers push usage here, signed with their key."""
 
-import json
-
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from apps.core.metrics import metrics_count
 from apps.providers import signing
-from apps.providers.models import Provider
-from apps.providers.services import UsageRejected, usage_ingest
+from apps.providers.models import Provider, UsageRejection
+from apps.providers.usage import BadDocument, UsageRejected, parse_json_document, usage_ingest
 
 MAX_RECORDS_PER_PUSH = 10_000
 
 
 def _error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    if status == 400:
+        extra.setdefault("errors", [{"index": None, "record_id": None, "errors": {"body": [message]}}])
     return JsonResponse({"error": message, "code": code, **extra}, status=status)
 
 
@@ -24,7 +24,10 @@ def usage_push(request, slug: str):
     provider = Provider.objects.filter(slug=slug, is_active=True).first()
     if provider is None:
         return _error(404, "not_found", "unknown provider")
-    body = request.body
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _error(400, "too_large", "the body is larger than the portal accepts")
     if request.headers.get(signing.HEADER_KEY_ID) != provider.api_key_id or not provider.api_secret:
         return _error(401, "bad_signature", "unknown key id")
     try:
@@ -39,18 +42,19 @@ def usage_push(request, slug: str):
     except signing.SignatureError as exc:
         return _error(401, "bad_signature", exc.reason)
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "invalid", "the body is not valid JSON")
+        data = parse_json_document(body)
+    except BadDocument as exc:
+        return _error(400, "invalid", exc.reason)
     records = data.get("records") if isinstance(data, dict) else None
     if not isinstance(records, list):
         return _error(400, "invalid", "expected an object with a list under 'records'")
     if len(records) > MAX_RECORDS_PER_PUSH:
         return _error(400, "too_many", f"at most {MAX_RECORDS_PER_PUSH} records per request")
     try:
-        result = usage_ingest(provider=provider, records=records, strict=True)
+        result = usage_ingest(
+            provider=provider, records=records, strict=True, source=UsageRejection.Source.PUSH
+        )
     except UsageRejected as exc:
-        metrics_count("usage_records_rejected", len(exc.errors), provider=provider.slug)
         return _error(
             400,
             "invalid_records",

@@ -359,6 +359,35 @@ class UsageMonth(models.Model):
         return f"{self.grant_id} {self.month:%Y-%m}: {self.gpu_hours} h"
 
 
+class UsageRejection(models.Model):
+    """Usage a provider sent that the portal refused or skipped: one row per batch (a push, a pulled
+    page) with how many records were refused and the first ones with their reasons. Outside text
+    is stored escaped (``usage.shown``), so whatever was sent can be kept and shown."""
+
+    class Source(models.TextChoices):
+        PUSH = "push", _("push")
+        PULL = "pull", _("pull")
+
+    provider = models.ForeignKey(
+        Provider, verbose_name=_("provider"), on_delete=models.CASCADE, related_name="usage_rejections"
+    )
+    source = models.CharField(_("source"), max_length=4, choices=Source.choices)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    rejected = models.PositiveIntegerField(_("records refused"), default=0)
+    accepted = models.PositiveIntegerField(_("records stored"), default=0)
+    cursor = models.CharField(_("cursor"), max_length=520, blank=True)
+    problem = models.CharField(_("problem"), max_length=520, blank=True)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("refused usage")
+        verbose_name_plural = _("refused usage")
+        indexes = [models.Index(fields=["provider", "-received_at"], name="usagerejection_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} {self.source} {self.received_at:%Y-%m-%d %H:%M}: {self.rejected} refused"
+
+
 class ProviderOperator(BaseModel):
     """A provider's operator: sees that provider's pools, grants on them, sync state and usage."""
 

@@ -505,3 +505,14 @@ def organization_search_for_granting(*, q: str, limit: int = 20) -> list[Organiz
         .annotate(starts=Case(When(starts, then=Value(0)), default=Value(1), output_field=IntegerField()))
         .order_by("starts", "name_en", "pk")[:limit]
     )
+
+
+def usage_rejection_summary(*, provider: Provider, recent: int = 10) -> dict:
+    """Refused usage of a provider: how many records in all, and its latest refused batches."""
+    from apps.providers.models import UsageRejection
+
+    rows = UsageRejection.objects.filter(provider=provider)
+    return {
+        "total": rows.aggregate(total=Sum("rejected"))["total"] or 0,
+        "recent": list(rows.order_by("-received_at", "-pk")[:recent]),
+    }

@@ -12,9 +12,8 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -33,8 +32,6 @@ from apps.providers.models import (
     PoolPeriod,
     Provider,
     QuotaGrant,
-    UsageMonth,
-    UsageRecord,
 )
 
 logger = logging.getLogger(__name__)
@@ -841,226 +838,32 @@ def drifts_resolve(*, drift_ids: list[int], action: str, actor, note: str = "") 
 
 
 # --- Usage --------------------------------------------------------------------------------------
+# Moved to apps/providers/usage.py; the old names stay importable from here.
 
+from apps.providers.usage import (  # noqa: E402
+    INSERT_CHUNK,
+    MAX_HOURS_PER_RECORD,
+    TOKYO,
+    IngestResult,
+    UsageRejected,
+    _add_to_months,
+    _insert_usage,
+    _looks_like_uuid,
+    _parse_time,
+    usage_ingest,
+    usage_pull,
+)
 
-class UsageRejected(Exception):
-    """A push with invalid records; ``errors`` lists each bad record. Nothing was written."""
-
-    def __init__(self, errors: list[dict]):
-        super().__init__(f"{len(errors)} invalid usage records")
-        self.errors = errors
-
-
-@dataclass
-class IngestResult:
-    accepted: int = 0
-    duplicates: int = 0
-    skipped: list[dict] = field(default_factory=list)
-
-
-MAX_HOURS_PER_RECORD = Decimal("1000000")
-
-
-def _parse_time(value) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    parsed = parse_datetime(value)
-    if parsed is None or parsed.tzinfo is None:
-        return None
-    return parsed
-
-
-def usage_ingest(
-    *, provider: Provider, records: list, strict: bool = True, chunk_size: int = 5000
-) -> IngestResult:
-    """Store usage records idempotently on (provider, record_id).
-
-    strict (pushes): any invalid record refuses the whole batch with per-record errors.
-    not strict (pulls): invalid records are skipped and reported in ``skipped``."""
-    if not isinstance(records, list):
-        raise UsageRejected([{"index": None, "errors": {"records": [_("Expected a list of records.")]}}])
-    grant_ids = {
-        r.get("grant_id") for r in records if isinstance(r, dict) and isinstance(r.get("grant_id"), str)
-    }
-    grant_map: dict[str, int] = {}
-    wanted = list(grant_ids)
-    for i in range(0, len(wanted), chunk_size):
-        part = [g for g in wanted[i : i + chunk_size] if _looks_like_uuid(g)]
-        grant_map.update(
-            (str(public_id), pk)
-            for public_id, pk in QuotaGrant.objects.filter(
-                pool__provider=provider, public_id__in=part
-            ).values_list("public_id", "pk")
-        )
-    rows: dict[str, UsageRecord] = {}
-    errors: list[dict] = []
-    duplicates_in_batch = 0
-    for index, record in enumerate(records):
-        problems: dict[str, list[str]] = {}
-        if not isinstance(record, dict):
-            errors.append(
-                {"index": index, "record_id": None, "errors": {"record": [_("Expected an object.")]}}
-            )
-            continue
-        record_id = record.get("record_id")
-        if not isinstance(record_id, str) or not 0 < len(record_id) <= 100:
-            problems["record_id"] = [_("A record id of 1 to 100 characters is required.")]
-        grant_pk = grant_map.get(record.get("grant_id"))
-        if grant_pk is None:
-            problems["grant_id"] = [_("Unknown grant for this provider.")]
-        try:
-            hours = Decimal(str(record.get("gpu_hours")))
-            if not hours.is_finite() or hours < 0 or hours > MAX_HOURS_PER_RECORD:
-                raise InvalidOperation
-            hours = hours.quantize(Decimal("0.0001"))
-        except (InvalidOperation, ValueError):
-            problems["gpu_hours"] = [_("GPU-hours must be a number between 0 and 1,000,000.")]
-            hours = None
-        started, ended = _parse_time(record.get("started_at")), _parse_time(record.get("ended_at"))
-        if started is None:
-            problems["started_at"] = [_("An RFC 3339 time with a time zone is required.")]
-        if ended is None:
-            problems["ended_at"] = [_("An RFC 3339 time with a time zone is required.")]
-        if started and ended and ended < started:
-            problems["ended_at"] = [_("The interval ends before it starts.")]
-        if problems:
-            errors.append(
-                {
-                    "index": index,
-                    "record_id": record_id if isinstance(record_id, str) else None,
-                    "errors": problems,
-                }
-            )
-            continue
-        if record_id in rows:
-            duplicates_in_batch += 1
-            continue
-        rows[record_id] = UsageRecord(
-            provider=provider,
-            record_id=record_id,
-            grant_id=grant_pk,
-            gpu_hours=hours,
-            started_at=started,
-            ended_at=ended,
-        )
-    if errors and strict:
-        raise UsageRejected(errors)
-    result = IngestResult(duplicates=duplicates_in_batch, skipped=errors)
-    new_rows = list(rows.values())
-    with transaction.atomic():
-        for i in range(0, len(new_rows), INSERT_CHUNK):
-            inserted = _insert_usage(new_rows[i : i + INSERT_CHUNK])
-            result.accepted += len(inserted)
-            result.duplicates += len(new_rows[i : i + INSERT_CHUNK]) - len(inserted)
-            _add_to_months(inserted)
-    return result
-
-
-INSERT_CHUNK = 1000  # rows per INSERT statement (7 parameters each)
-TOKYO = ZoneInfo("Asia/Tokyo")
-
-
-def _insert_usage(records: list[UsageRecord]) -> list[tuple[int, datetime, Decimal]]:
-    """Insert the records that are not stored yet and return (grant, start, GPU-hours) of exactly
-    those: ``ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL and SQLite), so that concurrent pushes
-    of the same records count and roll up each record once."""
-    if not records:
-        return []
-    from django.db import connection
-
-    ops = connection.ops
-    table = UsageRecord._meta.db_table
-    now = ops.adapt_datetimefield_value(timezone.now())
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(records))
-    params = []
-    for r in records:
-        params += [
-            r.provider_id,
-            r.record_id,
-            r.grant_id,
-            ops.adapt_decimalfield_value(r.gpu_hours, 12, 4),
-            ops.adapt_datetimefield_value(r.started_at),
-            ops.adapt_datetimefield_value(r.ended_at),
-            now,
-        ]
-    columns = "provider_id, record_id, grant_id, gpu_hours, started_at, ended_at, received_at"
-    sql = (
-        f"INSERT INTO {table} ({columns}) VALUES {placeholders} "
-        "ON CONFLICT (provider_id, record_id) DO NOTHING RETURNING grant_id, started_at, gpu_hours"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        returned = cursor.fetchall()
-    rows = []
-    for grant_id, started, hours in returned:
-        if not isinstance(started, datetime):  # SQLite returns the stored text
-            started = parse_datetime(started)
-        if timezone.is_naive(started):  # stored in UTC
-            started = started.replace(tzinfo=UTC)
-        rows.append((grant_id, started, Decimal(str(hours))))
-    return rows
-
-
-def _add_to_months(inserted: list[tuple[int, datetime, Decimal]]) -> None:
-    """Add the inserted records to the monthly rollup (UsageMonth), in the same transaction."""
-    totals: dict[tuple[int, date], list] = {}
-    for grant_id, started, hours in inserted:
-        local = started.astimezone(TOKYO)
-        key = (grant_id, date(local.year, local.month, 1))
-        entry = totals.setdefault(key, [Decimal("0"), 0])
-        entry[0] += hours
-        entry[1] += 1
-    if not totals:
-        return
-    from django.db import connection
-
-    ops = connection.ops
-    table = UsageMonth._meta.db_table
-    keys = sorted(totals)  # a fixed order, so that concurrent ingestions lock rows alike
-    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
-    params = []
-    for grant_id, month in keys:
-        hours, count = totals[(grant_id, month)]
-        params += [
-            grant_id,
-            ops.adapt_datefield_value(month),
-            ops.adapt_decimalfield_value(hours, 16, 4),
-            count,
-        ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (grant_id, month, gpu_hours, records) VALUES {placeholders} "
-            "ON CONFLICT (grant_id, month) DO UPDATE SET "
-            f"gpu_hours = {table}.gpu_hours + excluded.gpu_hours, "
-            f"records = {table}.records + excluded.records",
-            params,
-        )
-
-
-def _looks_like_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return False
-    return True
-
-
-def usage_pull(*, provider_id: int, max_pages: int = 100) -> IngestResult:
-    """Pull usage through the adapter from the stored cursor; the cursor advances with each batch."""
-    provider = Provider.objects.get(pk=provider_id)
-    adapter = get_adapter(provider)
-    total = IngestResult()
-    for _page in range(max_pages):
-        batch = adapter.usage(provider.usage_cursor)
-        if not batch.records:
-            break
-        with transaction.atomic():
-            result = usage_ingest(provider=provider, records=batch.records, strict=False)
-            Provider.objects.filter(pk=provider.pk).update(usage_cursor=batch.next_cursor)
-        provider.usage_cursor = batch.next_cursor
-        total.accepted += result.accepted
-        total.duplicates += result.duplicates
-        total.skipped.extend(result.skipped)
-    return total
+__all__ = [
+    "INSERT_CHUNK",
+    "MAX_HOURS_PER_RECORD",
+    "TOKYO",
+    "IngestResult",
+    "UsageRejected",
+    "_add_to_months",
+    "_insert_usage",
+    "_looks_like_uuid",
+    "_parse_time",
+    "usage_ingest",
+    "usage_pull",
+]

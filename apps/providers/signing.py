@@ -55,6 +55,9 @@ def verify(
     """Raise SignatureError unless the signature is valid and fresh."""
     if not timestamp or not signature:
         raise SignatureError("missing signature headers")
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        # Also keeps a 400-digit "timestamp" from overflowing the float comparison below.
+        raise SignatureError("timestamp is not an integer")
     try:
         ts = int(timestamp)
     except ValueError as exc:

@@ -50,15 +50,9 @@ def reconcile_all_task() -> None:
 
 @shared_task(ignore_result=True)
 def usage_pull_task(provider_id: int) -> int:
-    from apps.core.metrics import metrics_count
-    from apps.providers.models import Provider
     from apps.providers.services import usage_pull
 
-    result = usage_pull(provider_id=provider_id)
-    if result.skipped:
-        slug = Provider.objects.filter(pk=provider_id).values_list("slug", flat=True).first()
-        metrics_count("usage_records_rejected", len(result.skipped), provider=slug or str(provider_id))
-    return result.accepted
+    return usage_pull(provider_id=provider_id).accepted
 
 
 @shared_task(ignore_result=True)

@@ -73,6 +73,7 @@ def provider_detail(request, slug: str):
             "operators": selectors.provider_operator_list(provider=provider),
             "sync_counts": selectors.sync_state_counts(grants),
             "totals": selectors.grant_totals(grants),
+            "usage_rejections": selectors.usage_rejection_summary(provider=provider),
         },
     )
 
@@ -439,6 +440,9 @@ def provider_console(request, slug: str):
             "pools": selectors.pool_list_with_periods(provider=provider) if not request.htmx else [],
             "sync_counts": selectors.sync_state_counts(all_grants) if not request.htmx else [],
             "totals": selectors.grant_totals(all_grants) if not request.htmx else {},
+            "usage_rejections": (
+                selectors.usage_rejection_summary(provider=provider) if not request.htmx else {}
+            ),
             "querystring": _querystring(request),
         },
     )

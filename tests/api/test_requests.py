@@ -74,7 +74,11 @@ def test_a_closed_round_refuses_every_write_with_400(client, owner, org, staff, 
         client.delete(f"{URL}{existing.pk}/"),
     ]:
         assert response.status_code == 400
-        assert response.json() == {"detail": message, "code": "bad_transition"}
+        assert response.json() == {
+            "detail": message,
+            "code": "bad_transition",
+            "errors": {"non_field_errors": [message]},
+        }
     existing.refresh_from_db()
     assert existing.demand_gpu_hours == 100
     assert AllocationRequest.objects.count() == 1

@@ -11,10 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from apps.core.metrics import metrics_count
 from apps.core.models import WorkerHeartbeat
 from apps.core.worker import heartbeat_remove, heartbeat_write
-from apps.providers.models import DeliveryAttempt, GrantDrift, GrantOutbox, UsageMonth
+from apps.providers.models import DeliveryAttempt, GrantDrift, GrantOutbox, UsageMonth, UsageRejection
 from apps.reports.models import ExportJob
 from portal.celery import app as celery_app
 from tests.factories import (
@@ -216,9 +215,8 @@ def test_metrics_report_what_the_database_holds(client, settings):
     )
     UsageMonth.objects.create(grant=sakura[0], month="2026-05-01", gpu_hours=Decimal("3"), records=7)
     UsageMonth.objects.create(grant=kddi[0], month="2026-05-01", gpu_hours=Decimal("1"), records=2)
-    metrics_count("usage_records_rejected", 3, provider="sakura")
-    metrics_count("usage_records_rejected", 2, provider="sakura")
-    metrics_count("not_a_counter", 9, provider="sakura")  # unknown names are ignored
+    for source, n in (("push", 3), ("push", 2), ("pull", 4)):
+        UsageRejection.objects.create(provider=provider, source=source, rejected=n)
     user = UserFactory()
     ExportJob.objects.create(user=user, export="grants", format="csv", language="ja", status="running")
     ExportJob.objects.create(user=user, export="grants", format="csv", language="ja", status="pending")
@@ -237,7 +235,8 @@ def test_metrics_report_what_the_database_holds(client, settings):
     assert samples[("portal_drifts", (("provider", "sakura"), ("state", "accepted")))] == 1
     assert samples[("portal_usage_records_accepted_total", (("provider", "sakura"),))] == 7
     assert samples[("portal_usage_records_accepted_total", (("provider", "kddi"),))] == 2
-    assert samples[("portal_usage_records_rejected_total", (("provider", "sakura"),))] == 5
+    assert samples[("portal_usage_records_rejected_total", (("provider", "sakura"), ("source", "push")))] == 5
+    assert samples[("portal_usage_records_rejected_total", (("provider", "sakura"), ("source", "pull")))] == 4
     assert samples[("portal_export_jobs", (("state", "pending"),))] == 2
     assert samples[("portal_export_jobs", (("state", "running"),))] == 1
     assert samples[("portal_export_jobs", (("state", "done"),))] == 0
@@ -282,4 +281,7 @@ def test_refused_usage_pushes_are_counted_in_the_metrics(client, settings):
     headers["HTTP_" + signing.HEADER_KEY_ID.upper().replace("-", "_")] = "k1"
     response = Client().post(path, body, content_type="application/json", **headers)
     assert response.status_code == 400
-    assert _scrape(client)[("portal_usage_records_rejected_total", (("provider", "sakura"),))] == 2
+    refused = _scrape(client)[
+        ("portal_usage_records_rejected_total", (("provider", "sakura"), ("source", "push")))
+    ]
+    assert refused == 2

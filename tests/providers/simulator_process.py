@@ -232,6 +232,10 @@ class SimulatorProcess:
             body["grant_ids"] = [str(grant_id) for grant_id in grant_ids]
         return self._control_json("POST", "/usage/generate", body, timeout=300)
 
+    def add_raw_usage(self, records: list) -> dict:
+        """Append records exactly as given (invalid ones too) to the simulator's usage feed."""
+        return self._control_json("POST", "/usage/raw", {"records": records})
+
     def reset(self) -> dict:
         """Empty storage and counters; fault settings and RNG back to those given at start."""
         return self._control_json("POST", "/reset")

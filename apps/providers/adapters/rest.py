@@ -78,9 +78,11 @@ class RestAdapter(ProviderAdapter):
     def usage(self, cursor: str) -> UsageBatch:
         query = urlencode({"limit": 1000, **({"cursor": cursor} if cursor else {})})
         page = self._call("GET", f"/usage?{query}")
-        return UsageBatch(
-            records=list(page.get("records", [])), next_cursor=str(page.get("next_cursor") or cursor)
-        )
+        # Passed on as received: usage.usage_pull checks the page and each record (a list of
+        # records, a string cursor) and records what it cannot use.
+        if not isinstance(page, dict):
+            return UsageBatch(records=page, next_cursor=cursor)
+        return UsageBatch(records=page.get("records", []), next_cursor=page.get("next_cursor") or cursor)
 
     def audit_checkpoint_store(self, checkpoint: AuditCheckpoint) -> AuditCheckpoint:
         body = {

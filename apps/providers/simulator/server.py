@@ -97,7 +97,8 @@ CREATE TABLE IF NOT EXISTS usage (
     grant_id TEXT NOT NULL,
     gpu_hours TEXT NOT NULL,
     started_at TEXT NOT NULL,
-    ended_at TEXT NOT NULL
+    ended_at TEXT NOT NULL,
+    raw TEXT
 );
 """
 
@@ -240,6 +241,10 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._db.executescript(CHECKPOINT_SCHEMA)
+        try:  # noqa: SIM105 (a file from before usage.raw existed)
+            self._db.execute("ALTER TABLE usage ADD COLUMN raw TEXT")
+        except sqlite3.OperationalError:
+            pass
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM meta WHERE name = 'epoch'").fetchone() is None:
                 db.execute("INSERT INTO meta (name, value) VALUES ('epoch', ?)", (uuid.uuid4().hex[:12],))
@@ -562,7 +567,9 @@ class Simulator:
                 "SELECT * FROM usage WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
             ).fetchall()
         records = [
-            {
+            json.loads(row["raw"])
+            if row["raw"] is not None
+            else {
                 "record_id": row["record_id"],
                 "grant_id": row["grant_id"],
                 "gpu_hours": row["gpu_hours"],
@@ -730,6 +737,18 @@ class Simulator:
                 )
             total = db.execute("SELECT COUNT(*) FROM usage").fetchone()[0]
         return {"created": created, "total": total}
+
+    def add_raw_usage(self, records: list) -> dict:
+        """Append records exactly as given (any JSON values, invalid ones too) to the usage feed, so
+        that tests see how the portal copes with a provider that sends bad records."""
+        with self.store.transaction() as db:
+            db.executemany(
+                "INSERT INTO usage (record_id, grant_id, gpu_hours, started_at, ended_at, raw)"
+                " VALUES (?, '', '', '', '', ?)",
+                [(f"raw-{uuid.uuid4().hex}", json.dumps(record)) for record in records],
+            )
+            total = db.execute("SELECT COUNT(*) FROM usage").fetchone()[0]
+        return {"created": len(records), "total": total}
 
     def force_quota(self, grant_id: str, data: dict) -> dict:
         """Store a quota as given, without version rules, effects or idempotency (to create drift)."""
@@ -1050,6 +1069,11 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             match = re.fullmatch(r"/audit/checkpoints/([^/]+)", route)
             if match and method == "PUT":
                 return Answer(200, simulator.force_checkpoint(match[1], _parse_json_object(body)), {})
+            if route == "/usage/raw" and method == "POST":
+                records = _parse_json_object(body or b"{}").get("records")
+                if not isinstance(records, list):
+                    raise ApiError(400, "invalid", "records must be a list")
+                return Answer(200, simulator.add_raw_usage(records), {})
             match = re.fullmatch(r"/quotas/([^/]+)", route)
             if match and method == "PUT":
                 return Answer(200, simulator.force_quota(unquote(match[1]), _parse_json_object(body)), {})
@@ -1060,7 +1084,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             return Answer(exc.status, exc.body(), {})
 
     def _send(self, answer: Answer, *, drip_seconds: float = 0.0) -> None:
-        payload = json.dumps(answer.body, ensure_ascii=False).encode()
+        try:
+            payload = json.dumps(answer.body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # lone surrogates (raw usage records): escape them
+            payload = json.dumps(answer.body).encode()
         if drip_seconds:
             self.wfile = _DripWriter(self.wfile, drip_seconds)
         try:
