@@ -85,3 +85,19 @@ def test_compiled_catalogue_matches_the_po_file():
     assert mo.stat().st_mtime >= po.stat().st_mtime - 1, (
         "django.mo is older than django.po: run `make messages`"
     )
+
+
+def test_no_htmx_trigger_listens_to_every_input_of_the_page():
+    """``hx-trigger="change from:select"`` fires for every select on the page: a filter form so
+    written reloads the list (and drops the ticked rows) when someone uses a row's or a bulk form's
+    control. Triggers name the form's own fields: ``from:(#form-id select)``."""
+    import re
+
+    unscoped = re.compile(r"from:(input|select|textarea)\b")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in (ROOT / "templates").rglob("*.html")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if unscoped.search(line)
+    ]
+    assert offenders == []

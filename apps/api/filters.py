@@ -25,7 +25,10 @@ from apps.providers.selectors import SyncState
 MONTH_RE = re.compile(r"([0-9]{4})-([0-9]{2})")  # fullmatch: no trailing newline, ASCII digits
 MONTH_PATTERN = r"^2[0-9]{3}-(0[1-9]|1[0-2])$"
 SLUG_PATTERN = r"^[-a-zA-Z0-9_]+$"
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# Single-line text as every text field accepts it (apps.core.text): no C0/C1 controls, line or
+# paragraph separators, bidi controls or non-characters (ECMA and Python syntax). A lone surrogate
+# cannot be sent in a URL's UTF-8 at all.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufdd0-\ufdef\ufffe\uffff]+$"
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 INTEGER_PATTERN = r"^[0-9]{1,18}$"

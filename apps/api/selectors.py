@@ -95,9 +95,15 @@ def request_list_for_org(*, organization: Organization) -> QuerySet[AllocationRe
 # --- grants and usage ----------------------------------------------------------------------------
 
 
-def grant_list_for_org(*, organization: Organization) -> QuerySet[QuotaGrant]:
-    """The organization's grants with ``used_hours`` and ``sync_state`` (see providers.selectors)."""
-    return provider_selectors.grant_list_for_org(organization=organization)
+def grant_list_for_org(*, organization: Organization, with_sync: bool = True) -> QuerySet[QuotaGrant]:
+    """The organization's grants with ``used_hours`` and ``sync_state`` (see providers.selectors);
+    ``with_sync=False`` for a page whose rows get them from ``grant_rows_for_page``."""
+    return provider_selectors.grant_list_for_org(organization=organization, with_sync=with_sync)
+
+
+def grant_rows_for_page(grants) -> list[QuotaGrant]:
+    """A page of grants with ``used_hours`` and ``sync_state``: one query for the page's grants."""
+    return provider_selectors.grant_rows_with_usage(grants)
 
 
 def usage_list_for_org(*, organization: Organization) -> QuerySet[UsageRecord]:

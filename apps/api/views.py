@@ -363,7 +363,14 @@ class GrantList(StrictQueryMixin, OrgScopedMixin, generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no organization
             return QuotaGrant.objects.none()
-        return selectors.grant_list_for_org(organization=self.get_organization())
+        # The per-grant usage and sync subqueries run for the page's grants only (an annotated
+        # OFFSET query computes them for every skipped row), unless the list is filtered by them.
+        with_sync = "sync" in self.request.query_params
+        return selectors.grant_list_for_org(organization=self.get_organization(), with_sync=with_sync)
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return None if page is None else selectors.grant_rows_for_page(page)
 
 
 @extend_schema_view(

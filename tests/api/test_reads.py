@@ -364,3 +364,31 @@ def test_ids_too_large_for_the_database_get_404_not_500(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_the_grant_list_computes_usage_and_sync_for_the_page_only(client, org, pools):
+    from apps.providers import selectors as provider_selectors
+
+    for i in range(7):
+        grant_with_usage(org, pools["hokkaido"], records=i % 3)
+    expected = {
+        str(g.public_id): (f"{g.used_hours:.4f}", g.sync_state)
+        for g in provider_selectors.grant_list_for_org(organization=org)
+    }
+    shown = {}
+    for page in (1, 2, 3):
+        client.get(f"{ORG}grants/?page_size=3&page={page}")  # the token's last_used_at write
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"{ORG}grants/?page_size=3&page={page}")
+        assert response.status_code == 200, response.content
+        limited = [q["sql"] for q in ctx.captured_queries if "LIMIT" in q["sql"]]
+        page_query = [sql for sql in limited if "providers_quotagrant" in sql.split("FROM", 1)[1][:60]]
+        assert page_query and all("SUM(" not in sql.upper() for sql in page_query), page_query
+        for g in response.json()["results"]:
+            shown[g["id"]] = (g["used_gpu_hours"], g["sync_state"])
+    assert shown == expected
+    # Filtering by sync state still works (it needs the figures of every grant).
+    states = {state for _, state in expected.values()}
+    for state in states:
+        body = client.get(f"{ORG}grants/?sync={state}&page_size=200").json()
+        assert {g["id"] for g in body["results"]} == {k for k, (_, s) in expected.items() if s == state}

@@ -87,7 +87,8 @@ def _filterset_classes() -> list[type]:
 
     _import_project_modules()
     return sorted(
-        (c for c in _subclasses(FilterSet) if c.__module__.startswith("apps.")),
+        # A base class without a model (a shared parent of the real filter sets) builds no form.
+        (c for c in _subclasses(FilterSet) if c.__module__.startswith("apps.") and c._meta.model is not None),
         key=lambda c: f"{c.__module__}.{c.__qualname__}",
     )
 

@@ -572,7 +572,7 @@ def hostile_provider(settings):
             "unexpected checkpoint",
         ),
         ({"items": "all of them"}, "unexpected answer"),
-        ([1, 2, 3], "unexpected answer"),
+        ([1, 2, 3], "not an object"),
         (b"<html>", "invalid JSON"),
     ],
 )
