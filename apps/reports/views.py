@@ -385,6 +385,11 @@ def audit_verify(request):
     from apps.governance.services import audit_verification_request
 
     verification = audit_verification_request(actor=request.user)
+    verification.refresh_from_db()  # without a worker (the demo) the task has run on commit
     if verification.outcome == verification.Outcome.RUNNING:
         messages.info(request, _("The audit chain is being verified against every provider's checkpoints."))
+    elif verification.is_broken:
+        messages.error(request, _("The audit chain does not verify: see the problems below."))
+    else:
+        messages.success(request, _("The audit chain was verified: see the result below."))
     return redirect("reports:audit-log")
