@@ -7,6 +7,7 @@ annotated on the row, and children (capacity periods) are prefetched with their 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -30,6 +31,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -359,6 +361,9 @@ def grant_list_for_org(*, organization: Organization, with_sync: bool = True) ->
 SYNC_FIELDS = ("used_hours", "outbox_attempts", "sync_state")
 
 
+_URL_PLACEHOLDER = uuid.UUID(int=0)
+
+
 def grant_rows_with_usage(grants) -> list[QuotaGrant]:
     """Add ``usage_pct`` (used as a percent of granted), ``over_quota`` and ``sync_label`` to each
     grant of a page. Grants listed without their sync figures (``with_sync=False``) get them here,
@@ -376,7 +381,10 @@ def grant_rows_with_usage(grants) -> list[QuotaGrant]:
                 for name in SYNC_FIELDS:
                     setattr(grant, name, figures[grant.pk][name])
     states, sources = dict(QuotaGrant.State.choices), dict(QuotaGrant.Source.choices)
+    detail_url = reverse("providers:grant-detail", args=[_URL_PLACEHOLDER])  # one reverse() a page
     for grant in rows:
+        grant.url = detail_url.replace(str(_URL_PLACEHOLDER), str(grant.public_id))
+        grant.short_id = str(grant.public_id)[:8]
         grant.state_label = states.get(grant.state, grant.state)  # get_state_display, once per page
         grant.source_label = sources.get(grant.source, grant.source)
         grant.sync_label = SyncState.labels[grant.sync_state]
@@ -402,7 +410,9 @@ def grant_totals(queryset: QuerySet[QuotaGrant]) -> dict:
     return totals
 
 
-def sync_state_counts(queryset: QuerySet[QuotaGrant]) -> list[tuple[str, str, int]]:
+def sync_state_counts(
+    queryset: QuerySet[QuotaGrant], *, total: int | None = None
+) -> list[tuple[str, str, int]]:
     """(value, label, count) for each sync state of ``queryset``'s grants, in SyncState order.
 
     Same rules as ``_with_sync`` (worst state wins) but from the few grants that are *not* in sync
@@ -431,7 +441,8 @@ def sync_state_counts(queryset: QuerySet[QuotaGrant]) -> list[tuple[str, str, in
     sending = (
         {grant_id for grant_id, _ in unsettled} | {pk for pk, state in by_state if state != GState.FAILED}
     ) - (failing | drifted)
-    total = queryset.order_by().count()
+    if total is None:  # the caller may know it already (the unfiltered list's paginator)
+        total = queryset.order_by().count()
     counts = {
         SyncState.FAILING: len(failing),
         SyncState.DRIFTED: len(drifted),

@@ -114,7 +114,8 @@ def provider_reconcile(request, slug: str):
 @staff_required
 def grant_list(request):
     form = GrantFilterForm(request.GET or None)
-    grants = selectors.grant_list(**_filters(form), with_sync=False)
+    filters = _filters(form)
+    grants = selectors.grant_list(**filters, with_sync=False)
     page = _page(request, grants)
     return render_page_or_partial(
         request,
@@ -126,7 +127,11 @@ def grant_list(request):
             "grants": selectors.grant_rows_with_usage(page),
             "sync_counts": []
             if request.htmx
-            else selectors.sync_state_counts(selectors.grant_list(with_sync=False)),
+            else selectors.sync_state_counts(
+                selectors.grant_list(with_sync=False),
+                # Unfiltered, the page's paginator has counted every grant already.
+                total=None if any(filters.values()) else page.paginator.count,
+            ),
             "querystring": _querystring(request),
         },
     )
