@@ -164,6 +164,20 @@ class DriftAcceptForm(forms.Form):
     )
 
 
+class OrganizationSearchForm(forms.Form):
+    """The grant form's organization search (``q``, or ``organization`` from the form's own field).
+    Its text fields refuse control characters like every other (apps.core.text): a bad query finds
+    nothing rather than reaching the database."""
+
+    q = forms.CharField(required=False, max_length=100, strip=True)
+    organization = forms.CharField(required=False, max_length=100, strip=True)
+
+    def query(self) -> str:
+        if not self.is_valid():
+            return ""
+        return self.cleaned_data["q"] or self.cleaned_data["organization"]
+
+
 class DriftIdsField(forms.Field):
     """The ticked differences: a list of drift ids (``drift`` checkboxes)."""
 

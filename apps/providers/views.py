@@ -29,6 +29,7 @@ from apps.providers.forms import (
     GrantCreateForm,
     GrantFilterForm,
     GrantRevokeForm,
+    OrganizationSearchForm,
 )
 from apps.providers.models import QuotaGrant
 
@@ -243,7 +244,7 @@ def grant_create(request):
 def grant_org_search(request):
     """The organizations a grant can be made for, by name or slug: the ``<option>``s of the grant
     form's suggestion list for htmx, or a plain page of links back to the form."""
-    q = (request.GET.get("q") or request.GET.get("organization") or "")[:100]
+    q = OrganizationSearchForm(request.GET).query()
     organizations = selectors.organization_search_for_granting(q=q, limit=ORG_SUGGESTIONS)
     return render_page_or_partial(
         request, "providers/grant_org_search.html", "options", {"q": q, "organizations": organizations}

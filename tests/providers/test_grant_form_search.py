@@ -114,3 +114,15 @@ def test_the_chosen_organization_is_checked_on_the_server(staff_client, orgs):
         "lab-008",
         "robo-ai",
     ]
+
+
+@pytest.mark.parametrize("q", ["\x00", "ロボ\x00", "ro\x85bo", "\u202erobo", "r" * 101])
+def test_a_search_text_the_fields_refuse_finds_nothing_and_never_fails(staff_client, orgs, q):
+    # A NUL reached PostgreSQL (a 500) while the search read the raw query string.
+    for params in ({"q": q}, {"organization": q}):
+        assert _slugs(staff_client.get(SEARCH, params, **HX)) == []
+        assert staff_client.get(SEARCH, params).status_code == 200
+
+
+def test_the_form_field_name_searches_as_well(staff_client, orgs):
+    assert _slugs(staff_client.get(SEARCH, {"organization": "robo"}, **HX)) == ["robo-ai"]
