@@ -380,6 +380,9 @@ OUTBOX_CLAIM_SECONDS = env.float("OUTBOX_CLAIM_SECONDS", default=60.0)
 # A row enqueued less than this long ago is not enqueued again by the sweeper.
 OUTBOX_REENQUEUE_SECONDS = env.float("OUTBOX_REENQUEUE_SECONDS", default=120.0)
 OUTBOX_FAILING_AFTER_ATTEMPTS = 5  # shown as failing to staff from then on (still retried)
+# The audit chain's head is checkpointed with every provider on the beat and after this many events
+# (apps.governance.checkpoints; docs/operations.md "Audit log").
+AUDIT_CHECKPOINT_EVERY_EVENTS = env.int("AUDIT_CHECKPOINT_EVERY_EVENTS", default=1000)
 
 # --- Operations ---------------------------------------------------------------------------------
 # Workers write a heartbeat this often (apps.core.worker); the health endpoint calls a worker alive
